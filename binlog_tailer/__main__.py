@@ -1,0 +1,3 @@
+from binlog_tailer.cli import main
+
+raise SystemExit(main())

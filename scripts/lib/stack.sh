@@ -1,0 +1,38 @@
+# Shared settings for the local dev/test stack. Sourced by dev-up, dev-down and test.
+# Every value can be overridden from the environment.
+BT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+: "${BT_STACK_DIR:=$BT_ROOT/.stack}"                    # data, logs, pid files
+: "${BT_CACHE_DIR:=${XDG_CACHE_HOME:-$HOME/.cache}/binlog-tailer}"  # resolved Kafka jars
+: "${BT_MYSQL_PORT:=13306}"
+: "${BT_KAFKA_PORT:=19092}"
+: "${BT_KAFKA_CONTROLLER_PORT:=19093}"
+: "${BT_MYSQL_ADMIN_USER:=bt_admin}"
+: "${BT_MYSQL_ADMIN_PASSWORD:=bt_admin_pw}"
+: "${BT_MYSQL_CDC_USER:=bt_cdc}"
+: "${BT_MYSQL_CDC_PASSWORD:=bt_cdc_pw}"
+: "${BT_KAFKA_HEAP:=-Xms256m -Xmx1g}"
+KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$BT_ROOT/scripts/kafka/pom.xml")
+MYSQL_DIR=$BT_STACK_DIR/mariadb
+KAFKA_DIR=$BT_STACK_DIR/kafka
+KAFKA_JARS=$BT_CACHE_DIR/kafka-$KAFKA_VERSION
+export BT_ROOT BT_STACK_DIR BT_CACHE_DIR BT_MYSQL_PORT BT_KAFKA_PORT BT_KAFKA_CONTROLLER_PORT \
+  BT_MYSQL_ADMIN_USER BT_MYSQL_ADMIN_PASSWORD BT_MYSQL_CDC_USER BT_MYSQL_CDC_PASSWORD
+
+say() { printf '%s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# port_open PORT: true when something accepts TCP connections on 127.0.0.1:PORT.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# pid_alive FILE: true when FILE names a running process.
+pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# wait_for SECONDS DESCRIPTION COMMAND...: poll COMMAND every 0.2 s until it succeeds.
+wait_for() {
+  local limit=$1 what=$2; shift 2
+  local deadline=$((SECONDS + limit))
+  until "$@"; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.2
+  done
+}

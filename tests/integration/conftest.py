@@ -1,0 +1,80 @@
+"""Fixtures for tests against the real local stack (scripts/dev-up).
+
+A server that does not answer fails the run: these tests are never skipped.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.integration.stack import Stack, unique_name
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/integration/" in str(item.path).replace("\\", "/"):
+            item.add_marker(pytest.mark.integration)
+
+
+def _port_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    s = Stack()
+    down = [
+        f"{name} on 127.0.0.1:{port}"
+        for name, port in (
+            ("MariaDB", s.mysql_port),
+            ("Kafka", int(s.kafka_bootstrap.rsplit(":", 1)[1])),
+        )
+        if not _port_answers(port)
+    ]
+    if down:
+        pytest.fail(f"{', '.join(down)} not answering: start the local stack with scripts/dev-up")
+    return s
+
+
+@pytest.fixture
+def database(stack: Stack) -> Iterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    name = unique_name("t")
+    with stack.admin() as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    yield name
+    with stack.admin() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture(scope="session")
+def kafka_admin(stack: Stack) -> AdminClient:
+    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap})
+    admin.list_topics(timeout=30)  # fails here, clearly, if the broker is not serving metadata
+    return admin
+
+
+@pytest.fixture
+def new_topic(kafka_admin: AdminClient) -> Iterator[Callable[..., str]]:
+    """Create fresh topics for one test (deleted afterwards): new_topic(partitions=1)."""
+    created: list[str] = []
+
+    def make(partitions: int = 1, prefix: str = "t") -> str:
+        name = unique_name(prefix)
+        futures = kafka_admin.create_topics([NewTopic(name, partitions, 1)], operation_timeout=30)
+        futures[name].result(timeout=30)
+        created.append(name)
+        return name
+
+    yield make
+    if created:
+        for f in kafka_admin.delete_topics(created, operation_timeout=30).values():
+            f.result(timeout=30)

@@ -1,0 +1,111 @@
+"""Connection settings of the local stack started by scripts/dev-up, and small helpers.
+
+Defaults match scripts/lib/stack.sh; the same BT_* environment variables override both.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pymysql
+from confluent_kafka import Consumer, KafkaError, Message
+
+
+@dataclass(frozen=True)
+class Stack:
+    mysql_host: str = "127.0.0.1"
+    mysql_port: int = int(os.environ.get("BT_MYSQL_PORT", "13306"))
+    admin_user: str = os.environ.get("BT_MYSQL_ADMIN_USER", "bt_admin")
+    admin_password: str = os.environ.get("BT_MYSQL_ADMIN_PASSWORD", "bt_admin_pw")
+    cdc_user: str = os.environ.get("BT_MYSQL_CDC_USER", "bt_cdc")
+    cdc_password: str = os.environ.get("BT_MYSQL_CDC_PASSWORD", "bt_cdc_pw")
+    kafka_bootstrap: str = f"127.0.0.1:{os.environ.get('BT_KAFKA_PORT', '19092')}"
+
+    def admin(self, database: str | None = None, **kw) -> pymysql.Connection:
+        return pymysql.connect(
+            host=self.mysql_host,
+            port=self.mysql_port,
+            user=self.admin_user,
+            password=self.admin_password,
+            database=database,
+            charset="utf8mb4",
+            autocommit=True,
+            **kw,
+        )
+
+    def cdc(self, database: str | None = None) -> pymysql.Connection:
+        return pymysql.connect(
+            host=self.mysql_host,
+            port=self.mysql_port,
+            user=self.cdc_user,
+            password=self.cdc_password,
+            database=database,
+            charset="utf8mb4",
+        )
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `condition` until it holds; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def consume(
+    bootstrap: str,
+    topics: list[str],
+    *,
+    expect: int,
+    timeout: float = 30.0,
+    isolation: str = "read_committed",
+    settle: float = 0.0,
+) -> list[Message]:
+    """Read topics from the beginning until `expect` records arrived (or the timeout ran out).
+
+    With `settle` > 0, keep reading that many seconds after reaching `expect`, so that a test
+    can prove that no *extra* record arrives.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": unique_name("test"),
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": isolation,
+        }
+    )
+    consumer.subscribe(topics)
+    out: list[Message] = []
+    deadline = time.monotonic() + timeout
+    settle_until: float | None = None
+    try:
+        while True:
+            now = time.monotonic()
+            if settle_until is None and len(out) >= expect:
+                settle_until = now + settle
+            if settle_until is not None and now >= settle_until:
+                break
+            if now > deadline:
+                break
+            msg = consumer.poll(0.2)
+            if msg is None:
+                continue
+            err = msg.error()
+            if err is not None:
+                if err.code() in (KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART):
+                    continue
+                raise AssertionError(f"consumer error: {err}")
+            out.append(msg)
+    finally:
+        consumer.close()
+    return out

@@ -1,0 +1,54 @@
+"""The local MariaDB is real and configured the way CDC needs it."""
+
+from tests.integration.stack import Stack
+
+
+def test_rows_written_by_admin_are_readable_by_cdc_user(stack: Stack, database: str):
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(50)) ENGINE=InnoDB")
+        cur.executemany("INSERT INTO t VALUES (%s, %s)", [(1, "한글"), (2, "emoji 🎉")])
+    with stack.cdc(database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT id, name FROM t ORDER BY id")
+        assert cur.fetchall() == ((1, "한글"), (2, "emoji 🎉"))
+
+
+def test_binlog_is_configured_for_cdc(stack: Stack):
+    with stack.cdc() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format',"
+            " 'binlog_row_image', 'binlog_row_metadata', 'server_id', 'gtid_strict_mode')"
+        )
+        settings = dict(cur.fetchall())
+    assert settings == {
+        "log_bin": "ON",
+        "binlog_format": "ROW",
+        "binlog_row_image": "FULL",
+        "binlog_row_metadata": "FULL",
+        "server_id": "1",
+        "gtid_strict_mode": "ON",
+    }
+
+
+def test_writes_advance_the_gtid_position(stack: Stack, database: str):
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT @@gtid_binlog_pos")
+        (before,) = cur.fetchone()
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+        cur.execute("INSERT INTO t VALUES (1)")
+        cur.execute("SELECT @@gtid_binlog_pos")
+        (after,) = cur.fetchone()
+    assert after != before
+    _domain, server, seq = after.split(",")[0].split("-")
+    assert server == "1" and int(seq) > 0
+
+
+def test_cdc_user_has_least_privilege(stack: Stack):
+    with stack.cdc() as conn, conn.cursor() as cur:
+        cur.execute("SHOW GRANTS FOR CURRENT_USER()")
+        grants = " ".join(row[0] for row in cur.fetchall()).upper()
+    assert "REPLICATION SLAVE" in grants
+    assert "SELECT" in grants
+    # MariaDB 10.5+ spells REPLICATION CLIENT as BINLOG MONITOR.
+    assert "BINLOG MONITOR" in grants or "REPLICATION CLIENT" in grants
+    assert "ALL PRIVILEGES" not in grants
+    assert "INSERT" not in grants
