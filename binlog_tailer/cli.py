@@ -1,25 +1,196 @@
-"""Command line: argument parsing, logging set-up, exit codes (the only place that exits)."""
+"""Command line: argument parsing, logging set-up, signals, exit codes (the only place that exits).
+
+Exit codes: 0 success (also after a clean SIGTERM/SIGINT drain), 1 runtime error
+(MySQL, Kafka, checkpoint), 2 invalid settings or arguments, 3 a preflight check failed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
+import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
 from binlog_tailer import __version__
+from binlog_tailer.errors import BinlogTailerError, ConfigError
+from binlog_tailer.position import BinlogPosition, parse_position
+from binlog_tailer.settings import Settings, load_settings
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CONFIG = 2
+EXIT_CHECK_FAILED = 3
+
+log = logging.getLogger("binlog_tailer")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="binlog-tailer",
         description="Tail the MySQL/MariaDB binlog and publish committed changes to Kafka.",
+        epilog="Settings come from BINLOG_TAILER_* environment variables and an optional"
+        " --config TOML file; see the README.",
     )
     parser.add_argument("--version", action="version", version=f"binlog-tailer {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="TOML settings file")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the service")
+    run.add_argument(
+        "--from",
+        dest="start",
+        metavar="POSITION",
+        help="replay from FILE:OFFSET, a GTID set, 'earliest' or 'latest' instead of the"
+        " stored checkpoint",
+    )
+
+    offsets = sub.add_parser("offsets", help="show, set or reset the stored position")
+    osub = offsets.add_subparsers(dest="action", metavar="ACTION", required=True)
+    osub.add_parser("show", help="print the stored position as JSON")
+    oset = osub.add_parser("set", help="store POSITION (FILE:OFFSET or a GTID set)")
+    oset.add_argument("position")
+    osub.add_parser("reset", help="forget the stored position")
+
+    sub.add_parser("check", help="preflight: server settings, privileges, Kafka")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    parser.parse_args(argv)
-    parser.print_help(sys.stdout)
-    return 0
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stdout)
+        return EXIT_OK
+    try:
+        settings = load_settings(args.config)
+        _setup_logging(settings.log_level)
+        if args.command == "run":
+            return _run(settings, args.start)
+        if args.command == "offsets":
+            return _offsets(settings, args)
+        if args.command == "check":
+            return _check(settings)
+    except ConfigError as exc:
+        print(f"binlog-tailer: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except BinlogTailerError as exc:
+        log.error("%s", exc)
+        return EXIT_ERROR
+    parser.error(f"unknown command {args.command}")
+    return EXIT_CONFIG  # not reached
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def _store(settings: Settings):  # type: ignore[no-untyped-def]
+    from binlog_tailer.checkpoint.file import FileCheckpointStore
+
+    return FileCheckpointStore(settings.checkpoint.path)
+
+
+def _offsets(settings: Settings, args: argparse.Namespace) -> int:
+    store = _store(settings)
+    if args.action == "show":
+        pos = store.load()
+        print(json.dumps({"store": store.describe(), "position": pos.to_dict() if pos else None}))
+    elif args.action == "set":
+        pos = parse_position(args.position)
+        store.save(pos)
+        print(f"stored {pos} in {store.describe()}")
+    else:
+        store.reset()
+        print(f"reset {store.describe()}")
+    return EXIT_OK
+
+
+def _check(settings: Settings) -> int:
+    from binlog_tailer.preflight import run_checks
+
+    findings = run_checks(settings, _store(settings))
+    for f in findings:
+        print(f)
+    failed = sum(not f.ok for f in findings)
+    print(f"{failed} problem(s) found" if failed else "all checks passed")
+    return EXIT_CHECK_FAILED if failed else EXIT_OK
+
+
+def _start_position(
+    settings: Settings, start: str | None, stored: BinlogPosition | None
+) -> BinlogPosition:
+    from binlog_tailer.server import connect, earliest_position, latest_position
+
+    choice = start or (None if stored is not None else settings.initial_position)
+    if choice is None:
+        assert stored is not None
+        return stored
+    if choice in ("earliest", "latest"):
+        with connect(settings.mysql) as conn:
+            return earliest_position(conn) if choice == "earliest" else latest_position(conn)
+    return parse_position(choice)
+
+
+def _run(settings: Settings, start: str | None) -> int:
+    from binlog_tailer.acks import AckTracker
+    from binlog_tailer.filtering import TableFilter
+    from binlog_tailer.mapping.envelope import EnvelopeMapper, EnvelopeOptions
+    from binlog_tailer.pipeline import Pipeline
+    from binlog_tailer.publisher import KafkaPublisher
+    from binlog_tailer.source import BinlogSource
+
+    if start is not None and start not in ("earliest", "latest"):
+        parse_position(start)  # a bad --from is a usage error before anything connects
+    store = _store(settings)
+    stored = store.load()
+    position = _start_position(settings, start, stored)
+    tracker: AckTracker[BinlogPosition] = AckTracker()
+    publisher = KafkaPublisher(settings.kafka, on_ack=tracker.ack)
+    publisher.check_reachable()
+    cap = settings.capture
+    source = BinlogSource(settings.mysql, position, TableFilter(cap.include, cap.exclude))
+    mapper = EnvelopeMapper(EnvelopeOptions(cap.topic_prefix, cap.topic_template, cap.tombstones))
+    pipeline = Pipeline(
+        source, mapper, publisher, tracker, store, settings.checkpoint.interval_seconds
+    )
+    signals = {"n": 0}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        signals["n"] += 1
+        if signals["n"] > 1:
+            os._exit(130)  # second signal: stop now, the checkpoint is still consistent
+        log.info("%s: draining and checkpointing", signal.Signals(signum).name)
+        source.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info(
+        "binlog-tailer %s: streaming from %s (%s), include=%s exclude=%s",
+        __version__,
+        position,
+        "--from"
+        if start
+        else ("checkpoint" if stored else f"initial_position={settings.initial_position}"),
+        cap.include,
+        cap.exclude,
+    )
+    try:
+        pipeline.run()
+    finally:
+        source.close()
+    log.info(
+        "stopped: %d rows, %d records, checkpoint %s",
+        pipeline.rows,
+        pipeline.records,
+        pipeline.saved or stored,
+    )
+    return EXIT_OK

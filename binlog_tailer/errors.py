@@ -1,0 +1,47 @@
+"""The exception tree of binlog-tailer.
+
+    BinlogTailerError               anything this package raises on purpose
+    ├── ConfigError                 bad settings or arguments (exit code 2)
+    ├── SourceError                 reading the binlog
+    │   ├── SourceUnavailable       cannot connect / lost the connection (transient: retried)
+    │   └── PositionNotFound        the position to resume from is gone (purged binlog)
+    ├── PublishError                Kafka refused or could not take a record (fatal)
+    ├── MappingError                a row could not be turned into a record (fatal)
+    └── CheckpointError             the stored position cannot be read or written
+
+Adapters translate the exceptions of their dependency at the boundary
+(``raise SourceUnavailable(...) from exc``); the CLI turns these into one clear line and an
+exit code. Nothing here imports anything of ours.
+"""
+
+
+class BinlogTailerError(Exception):
+    """Base class of the errors binlog-tailer reports to its user."""
+
+
+class ConfigError(BinlogTailerError):
+    """Settings or arguments are invalid."""
+
+
+class SourceError(BinlogTailerError):
+    """Reading the binlog failed."""
+
+
+class SourceUnavailable(SourceError):
+    """The server cannot be reached, or the replication connection was lost."""
+
+
+class PositionNotFound(SourceError):
+    """The position to resume from no longer exists on the server."""
+
+
+class PublishError(BinlogTailerError):
+    """Kafka did not accept a record."""
+
+
+class MappingError(BinlogTailerError):
+    """A row change could not be mapped to a Kafka record."""
+
+
+class CheckpointError(BinlogTailerError):
+    """The checkpoint store could not be read or written."""

@@ -1,0 +1,1 @@
+"""Pure mappers: row changes in, Kafka records out."""

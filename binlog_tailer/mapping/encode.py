@@ -1,0 +1,168 @@
+"""MySQL column values (as pymysqlreplication decodes them) to JSON-ready values.
+
+The mapping, per column type (see README "Types"):
+
+- integers, YEAR: JSON numbers (exact; BIGINT UNSIGNED may exceed 2^53)
+- FLOAT, DOUBLE: JSON numbers
+- DECIMAL: a string with every digit of the column's scale (``"12.50"``)
+- DATE: ``"2024-02-29"``; DATETIME: ISO-8601 without a zone, as stored (``"2024-02-29T13:45:00"``,
+  fraction only when non-zero); TIMESTAMP: ISO-8601 in UTC with ``Z``
+- TIME: ``"[-]HH:MM:SS[.ffffff]"`` (may exceed 24 h or be negative, as MySQL allows)
+- CHAR, VARCHAR, TEXT, ENUM: strings (utf8mb4 intact)
+- BINARY, VARBINARY, BLOB, GEOMETRY (WKB): base64 strings
+- BIT(n): a string of n ``0``/``1`` characters
+- SET: an array of the members present, in definition order
+- JSON: the JSON value itself (MySQL binary JSON; MariaDB JSON columns, detected from their
+  ``json_valid`` check, are parsed from their text)
+- NULL: null. A zero date (``0000-00-00``) cannot be told from NULL by the binlog decoder and
+  arrives as null too.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import json
+from collections.abc import Callable
+from typing import Any
+
+from pymysqlreplication.constants import FIELD_TYPE
+
+from binlog_tailer.model import Column, TableSchema
+
+Converter = Callable[[Any], Any]
+
+_TIMESTAMPS = {FIELD_TYPE.TIMESTAMP, FIELD_TYPE.TIMESTAMP2}
+_DATETIMES = {FIELD_TYPE.DATETIME, FIELD_TYPE.DATETIME2}
+_TIMES = {FIELD_TYPE.TIME, FIELD_TYPE.TIME2}
+
+
+def _identity(v: Any) -> Any:
+    return v
+
+
+def _bytes_or_text(v: Any) -> Any:
+    if isinstance(v, bytes | bytearray):
+        return base64.b64encode(v).decode("ascii")
+    return v
+
+
+def _decimal(v: Any) -> Any:
+    return format(v, "f") if isinstance(v, decimal.Decimal) else v
+
+
+def _date(v: Any) -> Any:
+    return v.isoformat() if isinstance(v, dt.date) else v
+
+
+def _datetime(v: Any) -> Any:
+    return v.isoformat() if isinstance(v, dt.datetime) else _date(v)
+
+
+def _timestamp(v: Any) -> Any:
+    # pymysqlreplication decodes TIMESTAMP with utcfromtimestamp: a naive UTC datetime.
+    return v.isoformat() + "Z" if isinstance(v, dt.datetime) else v
+
+
+def _time(v: Any) -> Any:
+    if not isinstance(v, dt.timedelta):
+        return v
+    micros = v.days * 86_400_000_000 + v.seconds * 1_000_000 + v.microseconds
+    sign = "-" if micros < 0 else ""
+    micros = abs(micros)
+    secs, frac = divmod(micros, 1_000_000)
+    hours, rest = divmod(secs, 3600)
+    text = f"{sign}{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+    return f"{text}.{frac:06d}" if frac else text
+
+
+def _json_tree(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "surrogateescape")
+    if isinstance(v, dict):
+        return {_json_tree(k): _json_tree(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_json_tree(x) for x in v]
+    if isinstance(v, decimal.Decimal):
+        return float(v)
+    return v
+
+
+def _json_text(v: Any) -> Any:
+    if isinstance(v, bytes):
+        v = v.decode("utf-8")
+    if isinstance(v, str):
+        try:
+            return json.loads(v)
+        except ValueError:
+            return v  # not valid JSON after all: keep the text rather than lose it
+    return v
+
+
+def _set(column: Column) -> Converter:
+    order = {name: i for i, name in enumerate(column.set_values)}
+
+    def convert(v: Any) -> Any:
+        if isinstance(v, set | frozenset):
+            return sorted(v, key=lambda m: order.get(m, len(order)))
+        return v
+
+    return convert
+
+
+def converter_for(column: Column) -> Converter:
+    t = column.type_code
+    if column.is_json:
+        return _json_text
+    if t in _TIMESTAMPS:
+        return _timestamp
+    if t in _DATETIMES:
+        return _datetime
+    if t in (FIELD_TYPE.DATE, FIELD_TYPE.NEWDATE):
+        return _date
+    if t in _TIMES:
+        return _time
+    if t in (FIELD_TYPE.NEWDECIMAL, FIELD_TYPE.DECIMAL):
+        return _decimal
+    if t == FIELD_TYPE.JSON:
+        return _json_tree
+    if t == FIELD_TYPE.SET:
+        return _set(column)
+    if t in (
+        FIELD_TYPE.BLOB,
+        FIELD_TYPE.TINY_BLOB,
+        FIELD_TYPE.MEDIUM_BLOB,
+        FIELD_TYPE.LONG_BLOB,
+        FIELD_TYPE.STRING,
+        FIELD_TYPE.VAR_STRING,
+        FIELD_TYPE.VARCHAR,
+        FIELD_TYPE.GEOMETRY,
+    ):
+        return _bytes_or_text
+    return _identity
+
+
+class RowEncoder:
+    """Converts rows of one table; converters are built once per table schema."""
+
+    def __init__(self) -> None:
+        self._cache: dict[TableSchema, tuple[tuple[str, Converter], ...]] = {}
+
+    def encode(self, schema: TableSchema, row: dict[str, Any] | None) -> dict[str, Any] | None:
+        if row is None:
+            return None
+        plan = self._cache.get(schema)
+        if plan is None:
+            plan = tuple((c.name, converter_for(c)) for c in schema.columns)
+            self._cache[schema] = plan
+        out = {}
+        for name, convert in plan:
+            v = row.get(name)
+            out[name] = None if v is None else convert(v)
+        return out
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON (non-ASCII kept as is)."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -1,0 +1,107 @@
+"""Kafka producer adapter: idempotent, acks=all, delivery reports feed the AckTracker."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from binlog_tailer.errors import PublishError
+from binlog_tailer.model import Record
+from binlog_tailer.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+def producer_config(s: KafkaSettings) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap.servers": s.bootstrap_servers,
+        # Idempotence gives acks=all, retries without duplicates and per-partition order.
+        "enable.idempotence": True,
+        "acks": "all",
+        "delivery.timeout.ms": s.delivery_timeout_ms,
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        "client.id": "binlog-tailer",
+    }
+    config.update(s.producer)
+    return config
+
+
+class KafkaPublisher:
+    def __init__(self, settings: KafkaSettings, on_ack: Callable[[int], None]) -> None:
+        self.settings = settings
+        self._on_ack = on_ack
+        self._failure: PublishError | None = None
+        self.failed = 0
+        try:
+            self._producer = Producer(producer_config(settings) | {"error_cb": self._on_error})
+        except KafkaException as exc:
+            raise PublishError(f"invalid Kafka producer settings: {exc}") from exc
+
+    def check_reachable(self, timeout: float = 10.0) -> None:
+        try:
+            self._producer.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            raise PublishError(
+                f"Kafka at {self.settings.bootstrap_servers} is not reachable within {timeout:.0f}s"
+                f" ({_describe(exc)}): check kafka.bootstrap_servers"
+            ) from exc
+
+    def publish(self, record: Record, seq: int) -> None:
+        def delivered(err: KafkaError | None, msg: Any) -> None:
+            if err is None:
+                self._on_ack(seq)
+            else:
+                self.failed += 1
+                if self._failure is None:
+                    self._failure = PublishError(
+                        f"Kafka did not accept a record for topic {record.topic!r}: {err.str()}"
+                    )
+
+        while True:
+            try:
+                self._producer.produce(
+                    record.topic,
+                    value=record.value,
+                    key=record.key,
+                    headers=record.headers or None,
+                    timestamp=record.timestamp_ms or 0,
+                    on_delivery=delivered,
+                )
+                return
+            except BufferError:  # local queue full: serve delivery reports, then retry
+                self._producer.poll(0.1)
+                self.raise_failure()
+            except KafkaException as exc:
+                raise PublishError(
+                    f"cannot produce to topic {record.topic!r}: {_describe(exc)}"
+                ) from exc
+
+    def poll(self, timeout: float = 0.0) -> None:
+        """Serve delivery reports; raise the first failed delivery."""
+        self._producer.poll(timeout)
+        self.raise_failure()
+
+    def flush(self, timeout: float) -> int:
+        """Wait for outstanding deliveries; returns how many are still not acknowledged."""
+        remaining = self._producer.flush(timeout)
+        return int(remaining)
+
+    def raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            if self._failure is None:
+                self._failure = PublishError(f"fatal Kafka producer error: {err.str()}")
+        else:
+            log.warning("Kafka: %s", err.str())
+
+
+def _describe(exc: KafkaException) -> str:
+    err = exc.args[0] if exc.args else None
+    return err.str() if isinstance(err, KafkaError) else str(exc)

@@ -1,0 +1,110 @@
+"""Plain SQL questions to the source server: flavor, positions, binlog files, variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pymysql
+
+from binlog_tailer.errors import ConfigError, SourceError, SourceUnavailable
+from binlog_tailer.position import BinlogPosition, MariadbGtidPos, MysqlGtidSet
+from binlog_tailer.settings import MysqlSettings
+
+ACCESS_DENIED = 1045
+CANNOT_CONNECT = (2003, 2005, 2006, 2013)
+
+
+def connection_kwargs(s: MysqlSettings) -> dict[str, object]:
+    return {
+        "host": s.host,
+        "port": s.port,
+        "user": s.user,
+        "passwd": s.password.get_secret_value(),
+        "connect_timeout": s.connect_timeout_seconds,
+        "charset": "utf8mb4",
+    }
+
+
+def connect(s: MysqlSettings) -> pymysql.Connection:
+    try:
+        return pymysql.connect(**connection_kwargs(s), autocommit=True)  # type: ignore[arg-type]
+    except pymysql.err.OperationalError as exc:
+        raise translate(exc, s) from exc
+
+
+def translate(exc: pymysql.err.MySQLError, s: MysqlSettings) -> SourceError:
+    code = exc.args[0] if exc.args else None
+    where = f"MySQL at {s.host}:{s.port}"
+    if code == ACCESS_DENIED:
+        return SourceError(
+            f"{where} refused user {s.user!r} (access denied): check mysql.user / mysql.password"
+        )
+    if code in CANNOT_CONNECT:
+        return SourceUnavailable(f"cannot reach {where}: {exc.args[-1]}")
+    return SourceError(f"{where}: {exc.args[-1] if exc.args else exc}")
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    version: str
+    is_mariadb: bool
+
+
+def server_info(conn: pymysql.Connection) -> ServerInfo:
+    with conn.cursor() as cur:
+        cur.execute("SELECT VERSION()")
+        (version,) = cur.fetchone()
+    return ServerInfo(version=version, is_mariadb="mariadb" in version.lower())
+
+
+def variables(conn: pymysql.Connection, *names: str) -> dict[str, str]:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SHOW GLOBAL VARIABLES WHERE Variable_name IN (" + ",".join(["%s"] * len(names)) + ")",
+            names,
+        )
+        return {k.lower(): v for k, v in cur.fetchall()}
+
+
+def binlog_files(conn: pymysql.Connection) -> list[str]:
+    with conn.cursor() as cur:
+        cur.execute("SHOW BINARY LOGS")
+        return [row[0] for row in cur.fetchall()]
+
+
+def latest_position(conn: pymysql.Connection) -> BinlogPosition:
+    """The server's current end of binlog: where a new transaction will start."""
+    info = server_info(conn)
+    with conn.cursor() as cur:
+        try:
+            cur.execute("SHOW MASTER STATUS")
+        except pymysql.err.ProgrammingError:  # MySQL 8.4 renamed it
+            cur.execute("SHOW BINARY LOG STATUS")
+        row = cur.fetchone()
+        if row is None:
+            raise ConfigError("the server's binary log is off: set log_bin (check with 'check')")
+        file, pos = row[0], int(row[1])
+        if info.is_mariadb:
+            cur.execute("SELECT @@GLOBAL.gtid_binlog_pos")
+            (text,) = cur.fetchone()
+            gtid = MariadbGtidPos.parse(text) if text else None
+            return BinlogPosition(file=file, pos=pos, gtid=gtid)
+        executed = (row[4] if len(row) > 4 else "") or ""
+        return BinlogPosition(
+            file=file, pos=pos, gtid=MysqlGtidSet.parse(executed) if executed else None
+        )
+
+
+def earliest_position(conn: pymysql.Connection) -> BinlogPosition:
+    """The first event of the oldest binlog file the server still has."""
+    files = binlog_files(conn)
+    if not files:
+        raise ConfigError("the server has no binary logs: set log_bin (check with 'check')")
+    return BinlogPosition(file=files[0], pos=4)
+
+
+def position_exists(conn: pymysql.Connection, position: BinlogPosition) -> bool:
+    """Whether the server still has the binlog file a position names (GTIDs: not checked here)."""
+    if position.file is None:
+        return True
+    return position.file in binlog_files(conn)

@@ -1,0 +1,133 @@
+"""Settings: pydantic-settings models. Validation only, no I/O beyond reading the config file.
+
+Sources, strongest first: command-line overrides, environment variables
+(``BINLOG_TAILER_`` prefix, ``__`` between levels: ``BINLOG_TAILER_MYSQL__PORT=3306``),
+then an optional TOML config file (``--config``), then defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from binlog_tailer.errors import ConfigError
+
+ENV_PREFIX = "BINLOG_TAILER_"
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [p.strip() for p in value.split(",") if p.strip()]
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MysqlSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(3306, ge=1, le=65535)
+    user: str = "binlog_tailer"
+    password: SecretStr = SecretStr("")
+    server_id: int = Field(
+        5701,
+        ge=1,
+        le=2**32 - 1,
+        description="replica server id; unique among the server's replicas",
+    )
+    connect_timeout_seconds: float = Field(10.0, gt=0)
+    heartbeat_seconds: float = Field(
+        1.0, gt=0, le=60, description="server heartbeat while idle; bounds shutdown latency"
+    )
+    reconnect_timeout_seconds: float = Field(
+        300.0, ge=0, description="give up when the server stays unreachable this long"
+    )
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    delivery_timeout_ms: int = Field(
+        120_000, ge=1000, description="a record not acknowledged by then stops the service"
+    )
+    producer: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="extra librdkafka producer settings"
+    )
+
+
+class CaptureSettings(_Section):
+    include: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*.*"])
+    exclude: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    topic_prefix: str = "cdc"
+    topic_template: str = "{prefix}.{db}.{table}"
+    tombstones: bool = False
+
+    _split = field_validator("include", "exclude", mode="before")(_split_commas)
+
+
+class CheckpointSettings(_Section):
+    store: Literal["file"] = "file"
+    path: Path = Path("binlog-tailer.offsets.json")
+    interval_seconds: float = Field(1.0, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    mysql: MysqlSettings = Field(default_factory=MysqlSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    capture: CaptureSettings = Field(default_factory=CaptureSettings)
+    checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
+    initial_position: Literal["latest", "earliest"] = "latest"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings; any invalid value becomes one ConfigError naming every problem."""
+    if config_file is not None and not Path(config_file).is_file():
+        raise ConfigError(f"config file {config_file} does not exist")
+
+    class _Sourced(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources = [init_settings, env_settings]
+            if config_file is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+            return tuple(sources)
+
+    try:
+        return _Sourced(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, config_file)) from None
+    except ValueError as exc:  # e.g. a config file that is not TOML
+        raise ConfigError(f"cannot read settings: {exc}") from None
+
+
+def _describe(exc: ValidationError, config_file: str | Path | None) -> str:
+    lines = ["invalid settings:"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        env = ENV_PREFIX + "__".join(str(p) for p in err["loc"]).upper()
+        given = f" (got {err['input']!r})" if err["type"] != "missing" else ""
+        lines.append(f"  {loc}: {err['msg']}{given}  [env {env}]")
+    if config_file is not None:
+        lines.append(f"  (sources: environment, config file {config_file})")
+    return "\n".join(lines)
