@@ -78,3 +78,13 @@ def new_topic(kafka_admin: AdminClient) -> Iterator[Callable[..., str]]:
     if created:
         for f in kafka_admin.delete_topics(created, operation_timeout=30).values():
             f.result(timeout=30)
+
+
+@pytest.fixture
+def tailer(stack: Stack, database: str, tmp_path):
+    """A binlog-tailer service capturing `database`, run as a real subprocess."""
+    from tests.integration.tailer import Tailer
+
+    t = Tailer(stack, tmp_path, database)
+    yield t
+    t.close()

@@ -109,3 +109,29 @@ def consume(
     finally:
         consumer.close()
     return out
+
+
+def topic_sizes(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    """How many records each topic holds (sum of partition high watermarks; 0 if absent).
+
+    Exact once the producer's records are acknowledged: no waiting for records that might still
+    arrive.
+    """
+    from confluent_kafka import TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique_name("size")})
+    try:
+        meta = consumer.list_topics(timeout=30)
+        out = {}
+        for t in topics:
+            if t not in meta.topics:
+                out[t] = 0
+                continue
+            total = 0
+            for p in meta.topics[t].partitions:
+                lo, hi = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=30)
+                total += hi - lo
+            out[t] = total
+        return out
+    finally:
+        consumer.close()

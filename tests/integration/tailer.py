@@ -1,0 +1,123 @@
+"""Runs the real service (`python -m binlog_tailer`) as a subprocess against the local stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.integration.stack import Stack, wait_until
+
+
+class Tailer:
+    def __init__(self, stack: Stack, workdir: Path, database: str, **env: str) -> None:
+        self.stack = stack
+        self.workdir = workdir
+        self.checkpoint = workdir / "offsets.json"
+        self.topic_prefix = f"cdc_{database}"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("BINLOG_TAILER_")},
+            "BINLOG_TAILER_MYSQL__HOST": stack.mysql_host,
+            "BINLOG_TAILER_MYSQL__PORT": str(stack.mysql_port),
+            "BINLOG_TAILER_MYSQL__USER": stack.cdc_user,
+            "BINLOG_TAILER_MYSQL__PASSWORD": stack.cdc_password,
+            "BINLOG_TAILER_MYSQL__SERVER_ID": str(random.randint(10_000, 2**31)),
+            "BINLOG_TAILER_MYSQL__HEARTBEAT_SECONDS": "0.5",
+            "BINLOG_TAILER_KAFKA__BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+            "BINLOG_TAILER_CAPTURE__INCLUDE": f"{database}.*",
+            "BINLOG_TAILER_CAPTURE__TOPIC_PREFIX": self.topic_prefix,
+            "BINLOG_TAILER_CHECKPOINT__PATH": str(self.checkpoint),
+            "BINLOG_TAILER_CHECKPOINT__INTERVAL_SECONDS": "0.2",
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.runs = 0
+
+    def topic(self, db: str, table: str) -> str:
+        return f"{self.topic_prefix}.{db}.{table}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"run{self.runs}.log"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "binlog_tailer", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def start(self, *args: str) -> Tailer:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.runs += 1
+        out = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "binlog_tailer", "run", *args],
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        out.close()
+        wait_until(
+            lambda: "streaming from" in self.log() or self.proc.poll() is not None,
+            30,
+            "the tailer to start streaming",
+        )
+        assert self.proc.poll() is None, f"tailer exited at start:\n{self.log()}"
+        return self
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM: drain and checkpoint. Returns the exit code."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout)
+        return code
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(30)
+
+    def wait_exit(self, timeout: float = 60) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def stored_position(self) -> dict | None:
+        if not self.checkpoint.exists():
+            return None
+        return json.loads(self.checkpoint.read_text())["position"]
+
+    def wait_checkpoint_at_least(self, file: str, pos: int, timeout: float = 30) -> None:
+        def reached() -> bool:
+            p = self.stored_position()
+            return p is not None and (p["file"], p["pos"]) >= (file, pos)
+
+        wait_until(reached, timeout, f"checkpoint to reach {file}:{pos}")
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+
+def master_position(stack: Stack) -> tuple[str, int, str]:
+    with stack.admin() as conn, conn.cursor() as cur:
+        cur.execute("SHOW MASTER STATUS")
+        file, pos = cur.fetchone()[:2]
+        cur.execute("SELECT @@gtid_binlog_pos")
+        (gtid,) = cur.fetchone()
+    return file, int(pos), gtid
+
+
+def now() -> float:
+    return time.monotonic()
