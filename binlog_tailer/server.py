@@ -19,7 +19,7 @@ def connection_kwargs(s: MysqlSettings) -> dict[str, object]:
         "host": s.host,
         "port": s.port,
         "user": s.user,
-        "passwd": s.password.get_secret_value(),
+        "password": s.password.get_secret_value(),
         "connect_timeout": s.connect_timeout_seconds,
         "charset": "utf8mb4",
     }

@@ -73,6 +73,18 @@ class CaptureSettings(_Section):
 
     _split = field_validator("include", "exclude", mode="before")(_split_commas)
 
+    @field_validator("topic_template")
+    @classmethod
+    def _template_fields(cls, v: str) -> str:
+        try:
+            v.format(prefix="p", db="d", table="t")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"unknown or malformed field {exc} in topic template; use {{prefix}}, {{db}},"
+                " {table}"
+            ) from None
+        return v
+
 
 class CheckpointSettings(_Section):
     store: Literal["file"] = "file"

@@ -60,6 +60,7 @@ class Tailer:
     def start(self, *args: str) -> Tailer:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.runs += 1
+        self.started_at = time.time()
         out = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "binlog_tailer", "run", *args],
@@ -98,9 +99,14 @@ class Tailer:
         return json.loads(self.checkpoint.read_text())["position"]
 
     def wait_checkpoint_at_least(self, file: str, pos: int, timeout: float = 30) -> None:
+        """Wait until the running service has stored a checkpoint at or past file:pos."""
+
         def reached() -> bool:
-            p = self.stored_position()
-            return p is not None and (p["file"], p["pos"]) >= (file, pos)
+            if not self.checkpoint.exists():
+                return False
+            data = json.loads(self.checkpoint.read_text())
+            p = data["position"]
+            return data["saved_at"] >= self.started_at and (p["file"], p["pos"]) >= (file, pos)
 
         wait_until(reached, timeout, f"checkpoint to reach {file}:{pos}")
 

@@ -1,0 +1,165 @@
+"""Replay from a chosen position; clear errors and non-zero exits for bad input."""
+
+import json
+import socket
+
+import pytest
+
+from tests.integration.stack import Stack, consume, topic_sizes
+from tests.integration.tailer import Tailer, master_position
+
+
+def _insert(stack: Stack, database: str, ids) -> None:
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        for i in ids:
+            cur.execute("INSERT INTO t VALUES (%s)", (i,))
+
+
+def _run_until_end(stack: Stack, tailer: Tailer, *args: str) -> None:
+    tailer.start(*args)
+    file, pos, _ = master_position(stack)
+    tailer.wait_checkpoint_at_least(file, pos)
+    assert tailer.stop() == 0, tailer.log()
+
+
+@pytest.mark.parametrize("form", ["file_pos", "gtid"])
+def test_replay_from_a_chosen_position_re_emits_exactly_what_follows(
+    stack: Stack, database: str, tailer: Tailer, form: str
+):
+    begin_file, begin_pos, _ = master_position(stack)
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+    _insert(stack, database, range(1, 6))
+    file, pos, gtid = master_position(stack)
+    _insert(stack, database, range(6, 11))
+    topic = tailer.topic(database, "t")
+
+    # first run from before the table existed: all ten rows
+    _run_until_end(stack, tailer, "--from", f"{begin_file}:{begin_pos}")
+    assert topic_sizes(stack.kafka_bootstrap, [topic])[topic] == 10
+
+    # replay into a fresh topic prefix from the position between the two batches
+    tailer.topic_prefix += "_replay"
+    tailer.env["BINLOG_TAILER_CAPTURE__TOPIC_PREFIX"] = tailer.topic_prefix
+    start = f"{file}:{pos}" if form == "file_pos" else gtid
+    _run_until_end(stack, tailer, "--from", start)
+    replay_topic = tailer.topic(database, "t")
+    msgs = consume(stack.kafka_bootstrap, [replay_topic], expect=5)
+    assert [json.loads(m.value())["after"]["id"] for m in msgs] == [6, 7, 8, 9, 10]
+    assert topic_sizes(stack.kafka_bootstrap, [replay_topic])[replay_topic] == 5
+
+    # and without --from, the next run resumes from its checkpoint: nothing new, nothing again
+    _insert(stack, database, [11])
+    _run_until_end(stack, tailer)
+    msgs = consume(stack.kafka_bootstrap, [replay_topic], expect=6)
+    assert [json.loads(m.value())["after"]["id"] for m in msgs] == [6, 7, 8, 9, 10, 11]
+
+
+def test_earliest_and_latest_name_real_positions(stack: Stack, tailer: Tailer):
+    from binlog_tailer.server import connect, earliest_position, latest_position
+    from binlog_tailer.settings import load_settings
+
+    settings = load_settings(
+        **{
+            "mysql": {
+                "port": stack.mysql_port,
+                "host": "127.0.0.1",
+                "user": stack.cdc_user,
+                "password": stack.cdc_password,
+            }
+        }
+    )
+    with connect(settings.mysql) as conn, conn.cursor() as cur:
+        cur.execute("SHOW BINARY LOGS")
+        files = [r[0] for r in cur.fetchall()]
+        earliest = earliest_position(conn)
+        latest = latest_position(conn)
+    file, pos, gtid = master_position(stack)
+    assert (earliest.file, earliest.pos) == (files[0], 4)
+    assert (latest.file, latest.pos, str(latest.gtid)) == (file, pos, gtid)
+
+
+def test_offsets_show_set_reset(tailer: Tailer):
+    assert json.loads(tailer.cli("offsets", "show").stdout)["position"] is None
+    r = tailer.cli("offsets", "set", "binlog.000007:1234")
+    assert r.returncode == 0, r.stderr
+    shown = json.loads(tailer.cli("offsets", "show").stdout)["position"]
+    assert shown == {"file": "binlog.000007", "pos": 1234, "gtid": None}
+    r = tailer.cli("offsets", "set", "0-1-150,1-2-7")
+    assert json.loads(tailer.cli("offsets", "show").stdout)["position"]["gtid"] == "0-1-150,1-2-7"
+    assert tailer.cli("offsets", "reset").returncode == 0
+    assert json.loads(tailer.cli("offsets", "show").stdout)["position"] is None
+    bad = tailer.cli("offsets", "set", "not-a-position")
+    assert bad.returncode == 2
+    assert "cannot read position" in bad.stderr
+
+
+def test_invalid_settings_exit_2_with_one_clear_message(tailer: Tailer):
+    tailer.env["BINLOG_TAILER_MYSQL__PORT"] = "seventy"
+    tailer.env["BINLOG_TAILER_CHECKPOINT__INTERVAL_SECONDS"] = "-1"
+    r = tailer.cli("run")
+    assert r.returncode == 2
+    assert "mysql.port" in r.stderr and "BINLOG_TAILER_MYSQL__PORT" in r.stderr
+    assert "checkpoint.interval_seconds" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_mysql_is_a_clear_error(tailer: Tailer):
+    tailer.env["BINLOG_TAILER_MYSQL__PORT"] = str(_free_port())
+    r = tailer.cli("run")
+    assert r.returncode == 1
+    assert "cannot reach MySQL" in r.stderr and "Traceback" not in r.stderr
+    check = tailer.cli("check")
+    assert check.returncode == 3 and "FAIL" in check.stdout
+
+
+def test_unreachable_mysql_after_checkpoint_gives_up_after_reconnect_timeout(tailer: Tailer):
+    tailer.cli("offsets", "set", "binlog.000001:4")
+    tailer.env["BINLOG_TAILER_MYSQL__PORT"] = str(_free_port())
+    tailer.env["BINLOG_TAILER_MYSQL__RECONNECT_TIMEOUT_SECONDS"] = "2"
+    r = tailer.cli("run")
+    assert r.returncode == 1
+    assert "cannot reach MySQL" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unreachable_kafka_is_a_clear_error(tailer: Tailer):
+    tailer.env["BINLOG_TAILER_KAFKA__BOOTSTRAP_SERVERS"] = f"127.0.0.1:{_free_port()}"
+    r = tailer.cli("run")
+    assert r.returncode == 1
+    assert "Kafka at 127.0.0.1" in r.stderr and "not reachable" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_purged_position_is_a_clear_error_and_nothing_is_skipped(
+    stack: Stack, database: str, tailer: Tailer
+):
+    file, _, _ = master_position(stack)
+    with stack.admin() as conn, conn.cursor() as cur:
+        cur.execute("FLUSH BINARY LOGS")
+        cur.execute("FLUSH BINARY LOGS")
+        cur.execute("SHOW MASTER STATUS")
+        current = cur.fetchone()[0]
+        cur.execute(f"PURGE BINARY LOGS TO '{current}'")
+    tailer.cli("offsets", "set", f"{file}:4")
+    r = tailer.cli("run")
+    assert r.returncode == 1
+    assert "cannot stream from" in r.stderr and "purged" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    # the checkpoint is untouched: nothing was silently skipped
+    assert json.loads(tailer.cli("offsets", "show").stdout)["position"]["file"] == file
+    check = tailer.cli("check")
+    assert check.returncode == 3 and "NOT on the server" in check.stdout
+
+
+def test_check_passes_on_the_local_stack(tailer: Tailer):
+    r = tailer.cli("check")
+    assert r.returncode == 0, r.stdout + r.stderr
+    for setting in ("binlog_format = ROW", "binlog_row_image = FULL", "binlog_row_metadata = FULL"):
+        assert setting in r.stdout
+    assert "all checks passed" in r.stdout

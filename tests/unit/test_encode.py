@@ -1,0 +1,59 @@
+import datetime as dt
+import decimal
+
+from pymysqlreplication.constants import FIELD_TYPE
+
+from binlog_tailer.mapping.encode import RowEncoder, converter_for, dumps
+from binlog_tailer.model import Column, TableSchema
+
+
+def conv(type_code, value, **kw):
+    return converter_for(Column("c", type_code, **kw))(value)
+
+
+def test_decimal_keeps_every_digit_and_never_uses_exponents():
+    assert conv(FIELD_TYPE.NEWDECIMAL, decimal.Decimal("12.50")) == "12.50"
+    assert conv(FIELD_TYPE.NEWDECIMAL, decimal.Decimal("-0.000")) == "-0.000"
+    assert conv(FIELD_TYPE.NEWDECIMAL, decimal.Decimal("1E+3")) == "1000"
+
+
+def test_dates_and_times():
+    assert conv(FIELD_TYPE.DATE, dt.date(2024, 2, 29)) == "2024-02-29"
+    assert conv(FIELD_TYPE.DATETIME2, dt.datetime(2024, 2, 29, 13, 45)) == "2024-02-29T13:45:00"
+    assert (
+        conv(FIELD_TYPE.TIMESTAMP2, dt.datetime(2024, 1, 2, 3, 4, 5, 120000))
+        == "2024-01-02T03:04:05.120000Z"
+    )
+    assert (
+        conv(FIELD_TYPE.TIME2, dt.timedelta(hours=-838, minutes=-59, seconds=-59)) == "-838:59:59"
+    )
+    assert conv(FIELD_TYPE.TIME2, dt.timedelta(seconds=5, microseconds=1)) == "00:00:05.000001"
+
+
+def test_binary_is_base64_and_text_stays_text():
+    assert conv(FIELD_TYPE.BLOB, b"\x00\xff") == "AP8="
+    assert conv(FIELD_TYPE.VARCHAR, "한글 🎉") == "한글 🎉"
+
+
+def test_set_members_in_definition_order():
+    assert conv(FIELD_TYPE.SET, {"d", "a"}, set_values=("a", "b", "c", "d")) == ["a", "d"]
+
+
+def test_json_forms():
+    assert conv(FIELD_TYPE.JSON, {b"k": [b"v", 1]}) == {"k": ["v", 1]}
+    assert conv(FIELD_TYPE.BLOB, '{"a": 1}', is_json=True) == {"a": 1}
+    assert conv(FIELD_TYPE.BLOB, "not json", is_json=True) == "not json"
+
+
+def test_row_encoder_keeps_nulls_and_column_order():
+    schema = TableSchema(
+        "d", "t", (Column("id", FIELD_TYPE.LONG), Column("v", FIELD_TYPE.NEWDECIMAL)), ("id",)
+    )
+    enc = RowEncoder()
+    assert enc.encode(schema, {"id": 1, "v": None}) == {"id": 1, "v": None}
+    assert list(enc.encode(schema, {"v": decimal.Decimal("1.0"), "id": 2})) == ["id", "v"]
+    assert enc.encode(schema, None) is None
+
+
+def test_dumps_is_compact_utf8():
+    assert dumps({"k": "한"}) == '{"k":"한"}'.encode()

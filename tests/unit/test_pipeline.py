@@ -1,0 +1,89 @@
+"""The pipeline loop with in-memory parts: what gets checkpointed, and when."""
+
+import contextlib
+
+import pytest
+from pymysqlreplication.constants import FIELD_TYPE
+
+from binlog_tailer.acks import AckTracker
+from binlog_tailer.errors import PublishError
+from binlog_tailer.mapping.envelope import EnvelopeMapper, EnvelopeOptions
+from binlog_tailer.model import Column, RowChange, TableSchema, TxnEnd
+from binlog_tailer.pipeline import Pipeline
+from binlog_tailer.position import BinlogPosition
+
+SCHEMA = TableSchema("d", "t", (Column("id", FIELD_TYPE.LONG),), ("id",))
+
+
+class MemoryPublisher:
+    """Acks everything on poll, except the record numbers listed in `fail`."""
+
+    def __init__(self, tracker, fail=()):
+        self.tracker, self.fail = tracker, set(fail)
+        self.pending: list[int] = []
+        self.sent: list = []
+        self.failure = None
+
+    def publish(self, record, seq):
+        self.sent.append(record)
+        self.pending.append(seq)
+
+    def poll(self, timeout=0.0):
+        for seq in self.pending:
+            if seq in self.fail:
+                self.failure = self.failure or PublishError(f"record {seq} refused")
+            else:
+                self.tracker.ack(seq)
+        self.pending.clear()
+        if self.failure:
+            raise self.failure
+
+    def flush(self, timeout):
+        with contextlib.suppress(PublishError):
+            self.poll()
+        return 0
+
+
+class MemoryStore:
+    def __init__(self):
+        self.saved: list[BinlogPosition] = []
+
+    def save(self, p):
+        self.saved.append(p)
+
+
+def row(i):
+    return RowChange(SCHEMA, "c", None, {"id": i}, "b.000001", 100 + i, 0, None, 1, 0)
+
+
+def end(pos):
+    return TxnEnd(BinlogPosition("b.000001", pos))
+
+
+def build(items, fail=()):
+    tracker: AckTracker[BinlogPosition] = AckTracker()
+    pub = MemoryPublisher(tracker, fail)
+    store = MemoryStore()
+    p = Pipeline(items, EnvelopeMapper(EnvelopeOptions()), pub, tracker, store, 0.0)
+    return p, pub, store
+
+
+def test_checkpoints_only_at_acknowledged_transaction_boundaries():
+    p, pub, store = build([row(1), row(2), end(200), row(3), end(300), None])
+    p.run()
+    assert len(pub.sent) == 3
+    assert [s.pos for s in store.saved] == [200, 300]
+
+
+def test_a_failed_delivery_stops_and_the_checkpoint_never_passes_it():
+    # record #2 (row 3) fails: the position may reach 200, never 300 or later
+    p, _, store = build([row(1), row(2), end(200), row(3), end(300), row(4), end(400)], fail={2})
+    with pytest.raises(PublishError, match="refused"):
+        p.run()
+    assert store.saved[-1].pos == 200
+
+
+def test_nothing_captured_still_advances_the_checkpoint():
+    p, _, store = build([end(200), None, end(300)])
+    p.run()
+    assert store.saved[-1].pos == 300

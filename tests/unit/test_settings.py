@@ -1,0 +1,69 @@
+import pytest
+
+from binlog_tailer.errors import ConfigError
+from binlog_tailer.settings import load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    import os
+
+    for k in list(os.environ):
+        if k.startswith("BINLOG_TAILER_"):
+            monkeypatch.delenv(k)
+
+
+def test_defaults():
+    s = load_settings()
+    assert s.mysql.port == 3306
+    assert s.capture.include == ["*.*"]
+    assert s.initial_position == "latest"
+    assert s.checkpoint.store == "file"
+
+
+def test_environment_with_nested_delimiter_and_comma_lists(monkeypatch):
+    monkeypatch.setenv("BINLOG_TAILER_MYSQL__PORT", "13306")
+    monkeypatch.setenv("BINLOG_TAILER_MYSQL__PASSWORD", "s3cret")
+    monkeypatch.setenv("BINLOG_TAILER_CAPTURE__INCLUDE", "shop.*, app.orders")
+    s = load_settings()
+    assert s.mysql.port == 13306
+    assert s.mysql.password.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(s)
+    assert s.capture.include == ["shop.*", "app.orders"]
+
+
+def test_toml_file_below_environment(tmp_path, monkeypatch):
+    cfg = tmp_path / "tailer.toml"
+    cfg.write_text(
+        '[mysql]\nport = 3307\nhost = "db"\n[capture]\ninclude = ["a.*"]\n'
+        '[kafka.producer]\n"linger.ms" = 20\n'
+    )
+    monkeypatch.setenv("BINLOG_TAILER_MYSQL__PORT", "3308")
+    s = load_settings(cfg)
+    assert (s.mysql.host, s.mysql.port) == ("db", 3308)
+    assert s.capture.include == ["a.*"]
+    assert s.kafka.producer == {"linger.ms": 20}
+
+
+def test_every_problem_named_once_with_its_variable(monkeypatch):
+    monkeypatch.setenv("BINLOG_TAILER_MYSQL__PORT", "99999")
+    monkeypatch.setenv("BINLOG_TAILER_INITIAL_POSITION", "middle")
+    monkeypatch.setenv("BINLOG_TAILER_CAPTURE__TOPIC_TEMPLATE", "{db}.{tabel}")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    msg = str(info.value)
+    assert "mysql.port" in msg and "BINLOG_TAILER_MYSQL__PORT" in msg
+    assert "initial_position" in msg
+    assert "tabel" in msg
+
+
+def test_unknown_keys_and_missing_file_are_errors(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[mysql]\nprot = 1\n")
+    with pytest.raises(ConfigError, match="prot"):
+        load_settings(cfg)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "missing.toml")
+    cfg.write_text("this is = = not toml")
+    with pytest.raises(ConfigError):
+        load_settings(cfg)
