@@ -115,7 +115,12 @@ class BinlogSource:
         return self._resume
 
     def stop(self) -> None:
-        """Ask the iterator to end at the next event or heartbeat (signal-safe)."""
+        """Ask the iterator to end at the next transaction boundary (signal-safe).
+
+        Ending inside a transaction would leave its first rows published but not checkpointed,
+        to be published again by the next run. The rest of a transaction is already in the
+        binlog when its first row is, so this waits only for bytes in flight; when idle, the
+        next heartbeat ends the iteration."""
         self._stopping = True
 
     def close(self) -> None:
@@ -125,7 +130,8 @@ class BinlogSource:
             self._meta_conn = None
 
     def __iter__(self) -> Iterator[Item]:
-        while not self._stopping:
+        # _skip > 0: the connection broke inside a transaction; finish it even when stopping
+        while not self._stopping or self._skip:
             self._open_with_retry()
             try:
                 yield from self._read()
@@ -226,12 +232,14 @@ class BinlogSource:
     def _read(self) -> Iterator[Item]:
         event = self._first
         self._first = None
-        while not self._stopping:
+        while True:
             if event is None:
+                if self._stopping and not self._in_txn_started():
+                    return
                 raise _ConnectionLost("server closed the stream")
             yield from self._handle(event)
-            if self._stopping:
-                break
+            if self._stopping and not self._in_txn_started():
+                return
             event = self._fetch()
 
     def _handle(self, event) -> Iterator[Item]:  # type: ignore[no-untyped-def]

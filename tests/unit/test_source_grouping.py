@@ -123,3 +123,13 @@ def test_connection_lost_right_after_commit_reopens_after_it():
     source = ScriptedSource(lose_at=[480])
     assert collect(source) == EXPECTED
     assert source.opened_at == [4, 431]
+
+
+def test_stop_inside_a_transaction_ends_at_its_commit():
+    source = ScriptedSource()
+    out = []
+    for item in source:
+        out.append(item.after["id"] if isinstance(item, RowChange) else item.position.pos)
+        if out == [1]:
+            source.stop()
+    assert out == [1, 2, 3, 4, 431]
