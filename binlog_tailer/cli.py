@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from binlog_tailer import __version__
+from binlog_tailer.checkpoint import CheckpointStore
 from binlog_tailer.errors import BinlogTailerError, ConfigError
 from binlog_tailer.position import BinlogPosition, parse_position
 from binlog_tailer.settings import Settings, load_settings
@@ -93,10 +94,10 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def _store(settings: Settings):  # type: ignore[no-untyped-def]
-    from binlog_tailer.checkpoint.file import FileCheckpointStore
+def _store(settings: Settings) -> CheckpointStore:
+    from binlog_tailer.service import checkpoint_store
 
-    return FileCheckpointStore(settings.checkpoint.path)
+    return checkpoint_store(settings)
 
 
 def _offsets(settings: Settings, args: argparse.Namespace) -> int:
@@ -141,27 +142,14 @@ def _start_position(
 
 
 def _run(settings: Settings, start: str | None) -> int:
-    from binlog_tailer.acks import AckTracker
-    from binlog_tailer.filtering import TableFilter
-    from binlog_tailer.mapping.envelope import EnvelopeMapper, EnvelopeOptions
-    from binlog_tailer.pipeline import Pipeline
-    from binlog_tailer.publisher import KafkaPublisher
-    from binlog_tailer.source import BinlogSource
+    from binlog_tailer.service import build
 
     if start is not None and start not in ("earliest", "latest"):
         parse_position(start)  # a bad --from is a usage error before anything connects
     store = _store(settings)
     stored = store.load()
     position = _start_position(settings, start, stored)
-    tracker: AckTracker[BinlogPosition] = AckTracker()
-    publisher = KafkaPublisher(settings.kafka, on_ack=tracker.ack)
-    publisher.check_reachable()
-    cap = settings.capture
-    source = BinlogSource(settings.mysql, position, TableFilter(cap.include, cap.exclude))
-    mapper = EnvelopeMapper(EnvelopeOptions(cap.topic_prefix, cap.topic_template, cap.tombstones))
-    pipeline = Pipeline(
-        source, mapper, publisher, tracker, store, settings.checkpoint.interval_seconds
-    )
+    pipeline, source = build(settings, position, store)
     signals = {"n": 0}
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -180,17 +168,17 @@ def _run(settings: Settings, start: str | None) -> int:
         "--from"
         if start
         else ("checkpoint" if stored else f"initial_position={settings.initial_position}"),
-        cap.include,
-        cap.exclude,
+        *settings.captured_tables(),
     )
     try:
         pipeline.run()
     finally:
         source.close()
     log.info(
-        "stopped: %d rows, %d records, checkpoint %s",
+        "stopped: %d rows, %d records (%d dead letters), checkpoint %s",
         pipeline.rows,
         pipeline.records,
+        pipeline.dead_lettered,
         pipeline.saved or stored,
     )
     return EXIT_OK

@@ -6,13 +6,18 @@
     │   ├── SourceUnavailable       cannot connect / lost the connection (transient: retried)
     │   └── PositionNotFound        the position to resume from is gone (purged binlog)
     ├── PublishError                Kafka refused or could not take a record (fatal)
+    │   └── RecordRejected          Kafka refused one record for what it is (too large):
+    │                               dead-lettered when a dead-letter topic is set
     ├── MappingError                a row could not be turned into a record (fatal)
+    │   └── BadRecord               one bad row (mapping/outbox.py): dead-lettered or fatal
     └── CheckpointError             the stored position cannot be read or written
 
 Adapters translate the exceptions of their dependency at the boundary
 (``raise SourceUnavailable(...) from exc``); the CLI turns these into one clear line and an
 exit code. Nothing here imports anything of ours.
 """
+
+from typing import Any
 
 
 class BinlogTailerError(Exception):
@@ -37,6 +42,15 @@ class PositionNotFound(SourceError):
 
 class PublishError(BinlogTailerError):
     """Kafka did not accept a record."""
+
+
+class RecordRejected(PublishError):
+    """Kafka refused this one record for what it is (e.g. too large); others may still go."""
+
+    def __init__(self, message: str, record: object, seq: int) -> None:
+        super().__init__(message)
+        self.record: Any = record  # the model.Record refused
+        self.seq = seq  # its AckTracker sequence number
 
 
 class MappingError(BinlogTailerError):

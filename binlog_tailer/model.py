@@ -58,3 +58,4 @@ class Record:
     value: bytes | None
     headers: list[tuple[str, str | bytes | None]] = field(default_factory=list)
     timestamp_ms: int | None = None
+    origin: RowChange | None = None  # the row it came from (for dead letters)

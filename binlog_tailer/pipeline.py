@@ -12,21 +12,21 @@ from typing import Protocol
 
 from binlog_tailer.acks import AckTracker
 from binlog_tailer.checkpoint import CheckpointStore
-from binlog_tailer.errors import PublishError
+from binlog_tailer.errors import PublishError, RecordRejected
+from binlog_tailer.mapping import Mapper
+from binlog_tailer.mapping.dead_letter import DeadLetters
+from binlog_tailer.mapping.outbox import BadRecord
 from binlog_tailer.model import Record, RowChange, TxnEnd
 from binlog_tailer.position import BinlogPosition
 
 log = logging.getLogger(__name__)
 
 
-class Mapper(Protocol):
-    def map(self, change: RowChange) -> list[Record]: ...
-
-
 class Publisher(Protocol):
     def publish(self, record: Record, seq: int) -> None: ...
     def poll(self, timeout: float = 0.0) -> None: ...
     def flush(self, timeout: float) -> int: ...
+    def take_rejected(self) -> list[RecordRejected]: ...
 
 
 class Pipeline:
@@ -41,6 +41,7 @@ class Pipeline:
         store: CheckpointStore,
         checkpoint_interval: float = 1.0,
         drain_timeout: float = 60.0,
+        dead_letters: DeadLetters | None = None,
     ) -> None:
         self.source = source
         self.mapper = mapper
@@ -49,10 +50,12 @@ class Pipeline:
         self.store = store
         self.checkpoint_interval = checkpoint_interval
         self.drain_timeout = drain_timeout
+        self.dead_letters = dead_letters  # None: a bad record stops the service
         self.saved: BinlogPosition | None = None
         self._last_save = 0.0
         self.rows = 0
         self.records = 0
+        self.dead_lettered = 0
 
     def run(self) -> None:
         """Run until the source ends (stop requested) or an error; always checkpoints what is
@@ -69,17 +72,68 @@ class Pipeline:
         for item in self.source:
             if isinstance(item, RowChange):
                 self.rows += 1
-                for record in self.mapper.map(item):
-                    self.publisher.publish(record, self.tracker.issue())
-                    self.records += 1
+                for record in self._map(item):
+                    self._publish(record, self.tracker.issue())
                 since_poll += 1
                 if since_poll < self.POLL_EVERY:
                     continue
             elif isinstance(item, TxnEnd):
                 self.tracker.boundary(item.position)
             since_poll = 0
-            self.publisher.poll(0)
+            self._poll(0)
             self._maybe_save()
+
+    def _map(self, change: RowChange) -> list[Record]:
+        try:
+            records = self.mapper.map(change)
+        except BadRecord as exc:
+            if self.dead_letters is None:
+                raise
+            log.warning("dead letter (%s): %s", exc.reason, exc)
+            self.dead_lettered += 1
+            return [
+                self.dead_letters.record(
+                    change, exc.reason, str(exc), exc.original, event_id=exc.event_id
+                )
+            ]
+        for record in records:
+            record.origin = change
+        return records
+
+    def _publish(self, record: Record, seq: int) -> None:
+        self.records += 1
+        try:
+            self.publisher.publish(record, seq)
+        except RecordRejected as exc:
+            self._dead_letter_rejected(exc)
+
+    def _poll(self, timeout: float) -> None:
+        self.publisher.poll(timeout)
+        for rejected in self.publisher.take_rejected():
+            self._dead_letter_rejected(rejected)
+
+    def _dead_letter_rejected(self, exc: RecordRejected) -> None:
+        record: Record = exc.record
+        if self.dead_letters is None or record.origin is None:
+            raise exc
+        log.warning("dead letter (rejected by Kafka): %s", exc)
+        self.dead_lettered += 1
+        event_id = next(
+            (v for k, v in record.headers if k == "event_id" and isinstance(v, str)), None
+        )
+        letter = self.dead_letters.record(
+            record.origin,
+            "rejected",
+            str(exc),
+            record.value,
+            event_id=event_id,
+            original_topic=record.topic,
+            key=record.key,
+        )
+        # The same sequence number: the position passes the row only once its dead letter is
+        # acknowledged.
+        self.records += 1
+        self.publisher.publish(letter, exc.seq)
 
     def _maybe_save(self, force: bool = False) -> None:
         safe = self.tracker.safe
@@ -95,14 +149,23 @@ class Pipeline:
             log.debug("checkpoint %s", safe)
 
     def _drain(self, report: bool) -> None:
-        """Wait for outstanding deliveries, then store the newest safe position. With `report`,
-        raise a delivery failure found on the way (the position stays before it)."""
-        remaining = self.publisher.flush(self.drain_timeout)
+        """Wait for outstanding deliveries (dead-lettering rejected records on the way), then
+        store the newest safe position. With `report`, raise a delivery failure found on the
+        way (the position stays before it)."""
         failure: PublishError | None = None
-        try:
-            self.publisher.poll(0)
-        except PublishError as exc:
-            failure = exc
+        remaining = 0
+        deadline = time.monotonic() + self.drain_timeout
+        while True:
+            remaining = self.publisher.flush(max(0.0, deadline - time.monotonic()))
+            published = self.records
+            try:
+                self._poll(0)
+            except PublishError as exc:
+                failure = exc
+                break
+            # a rejected record was dead-lettered just now: flush that one too
+            if self.records == published or time.monotonic() >= deadline:
+                break
         self._maybe_save(force=True)
         if not report:
             return

@@ -8,7 +8,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from binlog_tailer.errors import PublishError
+from binlog_tailer.errors import PublishError, RecordRejected
 from binlog_tailer.model import Record
 from binlog_tailer.settings import KafkaSettings
 
@@ -35,6 +35,7 @@ class KafkaPublisher:
         self.settings = settings
         self._on_ack = on_ack
         self._failure: PublishError | None = None
+        self._rejected: list[RecordRejected] = []
         self.failed = 0
         try:
             self._producer = Producer(producer_config(settings) | {"error_cb": self._on_error})
@@ -54,6 +55,8 @@ class KafkaPublisher:
         def delivered(err: KafkaError | None, msg: Any) -> None:
             if err is None:
                 self._on_ack(seq)
+            elif err.code() in _RECORD_ERRORS:
+                self._rejected.append(RecordRejected(_rejection(record, err), record, seq))
             else:
                 self.failed += 1
                 if self._failure is None:
@@ -76,6 +79,9 @@ class KafkaPublisher:
                 self._producer.poll(0.1)
                 self.raise_failure()
             except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                if isinstance(err, KafkaError) and err.code() in _RECORD_ERRORS:
+                    raise RecordRejected(_rejection(record, err), record, seq) from exc
                 raise PublishError(
                     f"cannot produce to topic {record.topic!r}: {_describe(exc)}"
                 ) from exc
@@ -90,6 +96,11 @@ class KafkaPublisher:
         remaining = self._producer.flush(timeout)
         return int(remaining)
 
+    def take_rejected(self) -> list[RecordRejected]:
+        """Records Kafka refused for what they are, since the last call."""
+        out, self._rejected = self._rejected, []
+        return out
+
     def raise_failure(self) -> None:
         if self._failure is not None:
             raise self._failure
@@ -100,6 +111,17 @@ class KafkaPublisher:
                 self._failure = PublishError(f"fatal Kafka producer error: {err.str()}")
         else:
             log.warning("Kafka: %s", err.str())
+
+
+# Errors about one record itself: other records still go through.
+_RECORD_ERRORS = frozenset(
+    {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD, KafkaError.INVALID_MSG_SIZE}
+)
+
+
+def _rejection(record: Record, err: KafkaError) -> str:
+    size = len(record.value or b"") + len(record.key or b"")
+    return f"Kafka refused a {size}-byte record for topic {record.topic!r}: {err.str()}"
 
 
 def _describe(exc: KafkaException) -> str:

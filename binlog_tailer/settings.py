@@ -65,7 +65,8 @@ class KafkaSettings(_Section):
 
 
 class CaptureSettings(_Section):
-    include: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*.*"])
+    # None: every table ("*.*") when no outbox table is configured, else none besides them
+    include: Annotated[list[str] | None, NoDecode] = None
     exclude: Annotated[list[str], NoDecode] = Field(default_factory=list)
     topic_prefix: str = "cdc"
     topic_template: str = "{prefix}.{db}.{table}"
@@ -86,6 +87,51 @@ class CaptureSettings(_Section):
         return v
 
 
+class OutboxSettings(_Section):
+    tables: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="db.table patterns of outbox tables (all one shape)"
+    )
+    id_column: str = "id"
+    aggregate_type_column: str = "aggregate_type"
+    aggregate_id_column: str = "aggregate_id"
+    event_type_column: str = "event_type"
+    payload_column: str = "payload"
+    timestamp_column: str | None = "created_at"
+    shard_key_column: str | None = None
+    header_columns: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    topic_template: str = "outbox.event.{aggregate_type}"
+    allowed_topics: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    payload_format: Literal["json", "raw"] = "json"
+    envelope: bool = False
+    on_update: Literal["warn", "error", "ignore"] = "warn"
+
+    _split = field_validator("tables", "header_columns", "allowed_topics", mode="before")(
+        _split_commas
+    )
+
+    @field_validator("topic_template")
+    @classmethod
+    def _template_fields(cls, v: str) -> str:
+        try:
+            v.format(aggregate_type="a", event_type="e", db="d", table="t")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"unknown or malformed field {exc} in outbox topic template; use"
+                " {aggregate_type}, {event_type}, {db}, {table}"
+            ) from None
+        return v
+
+
+class DeadLetterSettings(_Section):
+    mode: Literal["dead_letter", "stop"] = Field(
+        "dead_letter", description="what a bad record does: go to the topic, or stop the service"
+    )
+    topic: str = "binlog-tailer.dead-letter"
+    max_value_bytes: int = Field(
+        900_000, ge=1024, description="larger original values are truncated in the dead letter"
+    )
+
+
 class CheckpointSettings(_Section):
     store: Literal["file"] = "file"
     path: Path = Path("binlog-tailer.offsets.json")
@@ -100,9 +146,18 @@ class Settings(BaseSettings):
     mysql: MysqlSettings = Field(default_factory=MysqlSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    dead_letter: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
     initial_position: Literal["latest", "earliest"] = "latest"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def captured_tables(self) -> tuple[list[str], list[str]]:
+        """(include, exclude) patterns of every captured table, outbox tables included."""
+        include = self.capture.include
+        if include is None:
+            include = [] if self.outbox.tables else ["*.*"]
+        return [*include, *self.outbox.tables], list(self.capture.exclude)
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

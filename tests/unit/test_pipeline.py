@@ -38,6 +38,9 @@ class MemoryPublisher:
         if self.failure:
             raise self.failure
 
+    def take_rejected(self):
+        return []
+
     def flush(self, timeout):
         with contextlib.suppress(PublishError):
             self.poll()

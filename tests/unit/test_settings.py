@@ -16,7 +16,7 @@ def clean_env(monkeypatch):
 def test_defaults():
     s = load_settings()
     assert s.mysql.port == 3306
-    assert s.capture.include == ["*.*"]
+    assert s.captured_tables() == (["*.*"], [])
     assert s.initial_position == "latest"
     assert s.checkpoint.store == "file"
 
@@ -67,3 +67,16 @@ def test_unknown_keys_and_missing_file_are_errors(tmp_path):
     cfg.write_text("this is = = not toml")
     with pytest.raises(ConfigError):
         load_settings(cfg)
+
+
+def test_outbox_tables_alone_capture_only_them(monkeypatch):
+    monkeypatch.setenv("BINLOG_TAILER_OUTBOX__TABLES", "shop.outbox")
+    assert load_settings().captured_tables() == (["shop.outbox"], [])
+    monkeypatch.setenv("BINLOG_TAILER_CAPTURE__INCLUDE", "shop.orders")
+    assert load_settings().captured_tables() == (["shop.orders", "shop.outbox"], [])
+
+
+def test_outbox_template_fields_are_checked(monkeypatch):
+    monkeypatch.setenv("BINLOG_TAILER_OUTBOX__TOPIC_TEMPLATE", "events.{aggregate}")
+    with pytest.raises(ConfigError, match="aggregate"):
+        load_settings()

@@ -1,0 +1,51 @@
+"""Dead letters: a record that cannot be published goes here, with what went wrong.
+
+The value is the original bytes (the outbox payload as stored, or the record Kafka refused),
+truncated to ``max_value_bytes`` when larger (header ``dlq.truncated=true``); the headers name
+the error, the table, the binlog position and the event id, which is enough to find the row
+again in the binlog (``binlog-tailer run --from``) after fixing the cause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from binlog_tailer.model import Record, RowChange
+
+
+@dataclass(frozen=True)
+class DeadLetters:
+    topic: str
+    max_value_bytes: int = 900_000
+
+    def record(
+        self,
+        change: RowChange,
+        reason: str,
+        error: str,
+        original: bytes | None,
+        *,
+        event_id: str | None = None,
+        original_topic: str | None = None,
+        key: bytes | None = None,
+    ) -> Record:
+        size = len(original) if original is not None else 0
+        truncated = size > self.max_value_bytes
+        value = original[: self.max_value_bytes] if original is not None else None
+        headers: list[tuple[str, str | bytes | None]] = [
+            ("dlq.reason", reason),
+            ("dlq.error", error[:2000]),
+            ("dlq.db", change.schema.db),
+            ("dlq.table", change.schema.table),
+            ("dlq.position", f"{change.file}:{change.pos}"),
+            ("dlq.row", str(change.row)),
+            ("dlq.original_size", str(size)),
+            ("dlq.truncated", "true" if truncated else "false"),
+        ]
+        if change.gtid:
+            headers.append(("dlq.gtid", change.gtid))
+        if original_topic:
+            headers.append(("dlq.original_topic", original_topic))
+        if event_id:
+            headers.append(("event_id", event_id))
+        return Record(self.topic, key, value, headers, change.ts_ms or None)

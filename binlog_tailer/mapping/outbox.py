@@ -1,0 +1,222 @@
+"""The outbox event router: each committed INSERT into an outbox table becomes one event.
+
+Semantics follow Debezium's Outbox Event Router, with stricter handling of bad rows:
+
+- topic: ``topic_template`` over ``aggregate_type``, ``event_type``, ``db``, ``table``;
+  with ``allowed_topics`` set, any other topic is a bad record (never a new topic)
+- key: the aggregate id (or the shard key column, when configured and not NULL), so every
+  event of one aggregate lands on one partition, in commit order
+- value: the payload as stored (``payload_format=json`` checks it is JSON, ``raw`` does not);
+  a NULL payload gives a tombstone; ``envelope=true`` wraps it with the event's metadata
+- headers: ``event_id`` (for consumer de-duplication), ``event_type``, ``aggregate_type``,
+  ``binlog_position`` (``file:pos``), ``gtid`` when known, and each of ``header_columns``
+- record timestamp: the timestamp column (DATETIME read as UTC) when present, else commit time
+
+DELETEs are ignored (insert-then-delete in one transaction keeps the table empty and still
+publishes); UPDATEs follow ``on_update``: warn (default), error, ignore.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from binlog_tailer.errors import MappingError
+from binlog_tailer.mapping.encode import dumps
+from binlog_tailer.model import Record, RowChange, TableSchema
+
+log = logging.getLogger(__name__)
+
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+class BadRecord(MappingError):
+    """One row cannot become a valid record; the dead-letter policy decides what happens."""
+
+    def __init__(
+        self, reason: str, message: str, original: bytes | None, event_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason  # a short code: missing_value, invalid_json, topic_not_allowed, ...
+        self.original = original
+        self.event_id = event_id
+
+
+@dataclass(frozen=True)
+class OutboxOptions:
+    id_column: str = "id"
+    aggregate_type_column: str = "aggregate_type"
+    aggregate_id_column: str = "aggregate_id"
+    event_type_column: str = "event_type"
+    payload_column: str = "payload"
+    timestamp_column: str | None = "created_at"
+    shard_key_column: str | None = None
+    header_columns: tuple[str, ...] = ()
+    topic_template: str = "outbox.event.{aggregate_type}"
+    allowed_topics: frozenset[str] = field(default_factory=frozenset)
+    payload_format: str = "json"
+    envelope: bool = False
+    on_update: str = "warn"
+
+
+def _text(v: Any) -> str | None:
+    """A column value as text: ids may be CHAR, BINARY(16) UUIDs, or integers."""
+    if v is None:
+        return None
+    if isinstance(v, bytes | bytearray):
+        if len(v) == 16:
+            return str(uuid.UUID(bytes=bytes(v)))
+        try:
+            return bytes(v).decode("utf-8")
+        except UnicodeDecodeError:
+            return bytes(v).hex()
+    return str(v)
+
+
+def _epoch_ms(v: Any) -> int | None:
+    if isinstance(v, dt.datetime):
+        return int(v.replace(tzinfo=v.tzinfo or dt.UTC).timestamp() * 1000)
+    if isinstance(v, int | float):
+        return int(v)
+    return None
+
+
+class OutboxMapper:
+    def __init__(self, options: OutboxOptions) -> None:
+        self.o = options
+        self._checked: set[TableSchema] = set()
+        self.updates_seen = 0
+
+    def _check_shape(self, schema: TableSchema) -> None:
+        if schema in self._checked:
+            return
+        o = self.o
+        required = [
+            o.id_column,
+            o.aggregate_type_column,
+            o.aggregate_id_column,
+            o.event_type_column,
+            o.payload_column,
+            *o.header_columns,
+            *([o.shard_key_column] if o.shard_key_column else []),
+        ]
+        names = {c.name for c in schema.columns}
+        missing = [c for c in required if c not in names]
+        if missing:
+            # Every row of this table would fail the same way: a shape error, not a bad row.
+            raise MappingError(
+                f"outbox table {schema.db}.{schema.table} has no column(s) {', '.join(missing)}"
+                f" (it has {', '.join(sorted(names))}); set the outbox.*_column settings to"
+                " its column names"
+            )
+        self._checked.add(schema)
+
+    def map(self, change: RowChange) -> list[Record]:
+        if change.op == "d":
+            return []
+        schema = change.schema
+        self._check_shape(schema)
+        if change.op == "u":
+            return self._update(change)
+        o = self.o
+        row = change.after or {}
+        raw_payload = row.get(o.payload_column)
+        payload = self._payload_bytes(raw_payload)
+        event_id = _text(row.get(o.id_column))
+        for column in (o.id_column, o.aggregate_type_column, o.aggregate_id_column,
+                       o.event_type_column):  # fmt: skip
+            if row.get(column) is None:
+                raise BadRecord(
+                    "missing_value",
+                    f"outbox row in {schema.db}.{schema.table} has no {column} (NULL)",
+                    payload,
+                    event_id,
+                )
+        aggregate_type = _text(row[o.aggregate_type_column]) or ""
+        aggregate_id = _text(row[o.aggregate_id_column]) or ""
+        event_type = _text(row[o.event_type_column]) or ""
+        parsed: Any = None
+        if payload is not None and o.payload_format == "json":
+            if isinstance(raw_payload, dict | list):  # MySQL JSON column: already parsed
+                parsed = raw_payload
+            else:
+                try:
+                    parsed = json.loads(payload)
+                except ValueError as exc:
+                    raise BadRecord(
+                        "invalid_json", f"outbox payload of event {event_id} is not JSON: {exc}",
+                        payload, event_id,
+                    ) from None  # fmt: skip
+        topic = o.topic_template.format(
+            aggregate_type=aggregate_type, event_type=event_type, db=schema.db, table=schema.table
+        )
+        if not _TOPIC_NAME.match(topic):
+            raise BadRecord(
+                "invalid_topic", f"event {event_id} routes to {topic!r}, not a valid topic name",
+                payload, event_id,
+            )  # fmt: skip
+        if o.allowed_topics and topic not in o.allowed_topics:
+            raise BadRecord(
+                "topic_not_allowed",
+                f"event {event_id} routes to topic {topic!r}, which is not in"
+                " outbox.allowed_topics",
+                payload,
+                event_id,
+            )
+        key_value = row.get(o.shard_key_column) if o.shard_key_column else None
+        key = (_text(key_value) or aggregate_id).encode("utf-8")
+        headers: list[tuple[str, str | bytes | None]] = [
+            ("event_id", event_id),
+            ("event_type", event_type),
+            ("aggregate_type", aggregate_type),
+            ("binlog_position", f"{change.file}:{change.pos}"),
+        ]
+        if change.gtid:
+            headers.append(("gtid", change.gtid))
+        for column in o.header_columns:
+            v = row.get(column)
+            headers.append((column, v if isinstance(v, bytes) or v is None else str(v)))
+        ts = _epoch_ms(row.get(o.timestamp_column)) if o.timestamp_column else None
+        value = payload
+        if o.envelope and payload is not None:
+            value = dumps(
+                {
+                    "id": event_id,
+                    "aggregate_type": aggregate_type,
+                    "aggregate_id": aggregate_id,
+                    "event_type": event_type,
+                    "timestamp_ms": ts or change.ts_ms,
+                    "payload": parsed if parsed is not None else payload.decode("utf-8", "replace"),
+                }
+            )
+        return [Record(topic, key, value, headers, ts or change.ts_ms or None)]
+
+    def _payload_bytes(self, v: Any) -> bytes | None:
+        if v is None:
+            return None
+        if isinstance(v, bytes | bytearray):
+            return bytes(v)
+        if isinstance(v, str):
+            return v.encode("utf-8")
+        return dumps(v)  # a MySQL JSON column, decoded by the binlog reader
+
+    def _update(self, change: RowChange) -> list[Record]:
+        s = change.schema
+        mode = self.o.on_update
+        if mode == "error":
+            raise MappingError(
+                f"UPDATE of outbox row in {s.db}.{s.table} at {change.file}:{change.pos}: outbox"
+                " rows must only be inserted (set outbox.on_update=warn or ignore to go on)"
+            )
+        if mode == "warn":
+            self.updates_seen += 1
+            log.warning(
+                "ignored an UPDATE of an outbox row in %s.%s at %s:%s (outbox rows should only"
+                " be inserted)", s.db, s.table, change.file, change.pos,
+            )  # fmt: skip
+        return []
