@@ -90,3 +90,64 @@ def test_nothing_captured_still_advances_the_checkpoint():
     p, _, store = build([end(200), None, end(300)])
     p.run()
     assert store.saved[-1].pos == 300
+
+
+class RejectingPublisher(MemoryPublisher):
+    """Kafka refuses every record except dead letters; each refusal comes back from the next
+    poll, as librdkafka's delivery reports do."""
+
+    def __init__(self, tracker):
+        super().__init__(tracker)
+        self.rejected = []
+
+    def publish(self, record, seq):
+        if record.topic == "dlq":
+            return super().publish(record, seq)
+        from binlog_tailer.errors import RecordRejected
+
+        self.sent.append(record)
+        self.rejected.append(RecordRejected("too large", record, seq))
+
+    def take_rejected(self):
+        out, self.rejected = self.rejected, []
+        return out
+
+
+def test_rejected_records_are_dead_lettered_and_only_then_passed_by_the_checkpoint():
+    from binlog_tailer.mapping.dead_letter import DeadLetters
+
+    tracker: AckTracker[BinlogPosition] = AckTracker()
+    pub = RejectingPublisher(tracker)
+    store = MemoryStore()
+    p = Pipeline(
+        [row(1), end(200), row(2), end(300)],
+        EnvelopeMapper(EnvelopeOptions()),
+        pub,
+        tracker,
+        store,
+        0.0,
+        dead_letters=DeadLetters("dlq"),
+    )
+    p.run()
+    letters = [r for r in pub.sent if r.topic == "dlq"]
+    assert len(letters) == 2 and p.dead_lettered == 2
+    assert dict(letters[0].headers)["dlq.original_topic"] == "cdc.d.t"
+    assert store.saved[-1].pos == 300
+
+
+def test_without_dead_letters_a_rejected_record_stops_the_pipeline():
+    from binlog_tailer.errors import RecordRejected
+
+    tracker: AckTracker[BinlogPosition] = AckTracker()
+    store = MemoryStore()
+    p = Pipeline(
+        [row(1), end(200)],
+        EnvelopeMapper(EnvelopeOptions()),
+        RejectingPublisher(tracker),
+        tracker,
+        store,
+        0.0,
+    )
+    with pytest.raises(RecordRejected):
+        p.run()
+    assert store.saved == []

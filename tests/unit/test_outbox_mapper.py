@@ -1,0 +1,119 @@
+import datetime as dt
+import json
+import uuid
+
+import pytest
+from pymysqlreplication.constants import FIELD_TYPE
+
+from binlog_tailer.errors import MappingError
+from binlog_tailer.mapping.dead_letter import DeadLetters
+from binlog_tailer.mapping.outbox import BadRecord, OutboxMapper, OutboxOptions
+from binlog_tailer.model import Column, RowChange, TableSchema
+
+COLS = ("id", "aggregate_type", "aggregate_id", "event_type", "payload", "created_at", "tenant")
+SCHEMA = TableSchema("shop", "outbox", tuple(Column(c, FIELD_TYPE.VARCHAR) for c in COLS), ("id",))
+
+
+def row(**over):
+    base = {
+        "id": "e-1",
+        "aggregate_type": "order",
+        "aggregate_id": "42",
+        "event_type": "OrderPlaced",
+        "payload": '{"total": "9.90"}',
+        "created_at": dt.datetime(2024, 1, 2, 3, 4, 5, 600000),
+        "tenant": "acme",
+    }
+    return base | over
+
+
+def insert(values, op="c", schema=SCHEMA):
+    after = values if op != "d" else None
+    before = values if op != "c" else None
+    return RowChange(schema, op, before, after, "bin.000002", 777, 0, "0-1-9", 1, 1_700_000_000_000)
+
+
+def test_insert_becomes_one_routed_keyed_event_with_headers():
+    (rec,) = OutboxMapper(OutboxOptions(header_columns=("tenant",))).map(insert(row()))
+    assert rec.topic == "outbox.event.order"
+    assert rec.key == b"42"
+    assert rec.value == b'{"total": "9.90"}'  # as stored
+    assert dict(rec.headers) == {
+        "event_id": "e-1",
+        "event_type": "OrderPlaced",
+        "aggregate_type": "order",
+        "binlog_position": "bin.000002:777",
+        "gtid": "0-1-9",
+        "tenant": "acme",
+    }
+    assert rec.timestamp_ms == 1704164645600  # created_at read as UTC
+
+
+def test_binary_uuid_ids_mysql_json_payloads_and_envelope():
+    eid = uuid.uuid4()
+    m = OutboxMapper(OutboxOptions(envelope=True, topic_template="{aggregate_type}.{event_type}"))
+    (rec,) = m.map(insert(row(id=eid.bytes, payload={"total": 1})))
+    assert rec.topic == "order.OrderPlaced"
+    assert dict(rec.headers)["event_id"] == str(eid)
+    value = json.loads(rec.value)
+    assert value["payload"] == {"total": 1}
+    assert value["id"] == str(eid) and value["aggregate_id"] == "42"
+
+
+def test_shard_key_overrides_the_key_and_null_payload_is_a_tombstone():
+    m = OutboxMapper(OutboxOptions(shard_key_column="tenant"))
+    (rec,) = m.map(insert(row(payload=None)))
+    assert rec.key == b"acme" and rec.value is None
+
+
+def test_deletes_are_ignored_and_updates_follow_the_setting(caplog):
+    assert OutboxMapper(OutboxOptions()).map(insert(row(), op="d")) == []
+    m = OutboxMapper(OutboxOptions())
+    assert m.map(insert(row(), op="u")) == [] and m.updates_seen == 1
+    assert "UPDATE of an outbox row" in caplog.text
+    assert OutboxMapper(OutboxOptions(on_update="ignore")).map(insert(row(), op="u")) == []
+    with pytest.raises(MappingError, match="must only be inserted"):
+        OutboxMapper(OutboxOptions(on_update="error")).map(insert(row(), op="u"))
+
+
+@pytest.mark.parametrize(
+    ("values", "options", "reason"),
+    [
+        (row(payload="{oops"), OutboxOptions(), "invalid_json"),
+        (row(aggregate_id=None), OutboxOptions(), "missing_value"),
+        (row(aggregate_type="a b"), OutboxOptions(), "invalid_topic"),
+        (
+            row(),
+            OutboxOptions(allowed_topics=frozenset({"outbox.event.user"})),
+            "topic_not_allowed",
+        ),
+    ],
+)
+def test_bad_rows_carry_reason_original_bytes_and_event_id(values, options, reason):
+    with pytest.raises(BadRecord) as info:
+        OutboxMapper(options).map(insert(values))
+    assert info.value.reason == reason
+    assert info.value.event_id == "e-1"
+    assert info.value.original == (values["payload"] or "").encode()
+
+
+def test_raw_payload_format_skips_json_check():
+    (rec,) = OutboxMapper(OutboxOptions(payload_format="raw")).map(insert(row(payload="{oops")))
+    assert rec.value == b"{oops"
+
+
+def test_a_table_without_the_configured_columns_is_a_shape_error():
+    schema = TableSchema("shop", "outbox", (Column("id", FIELD_TYPE.VARCHAR),), ("id",))
+    with pytest.raises(MappingError, match="has no column") as info:
+        OutboxMapper(OutboxOptions()).map(insert({"id": "x"}, schema=schema))
+    assert not isinstance(info.value, BadRecord)
+
+
+def test_dead_letter_record_truncates_and_names_everything():
+    dl = DeadLetters("dlq", max_value_bytes=4)
+    rec = dl.record(insert(row()), "rejected", "too big", b"0123456789", event_id="e-1")
+    assert rec.topic == "dlq" and rec.value == b"0123"
+    h = dict(rec.headers)
+    assert h["dlq.truncated"] == "true" and h["dlq.original_size"] == "10"
+    assert h["dlq.position"] == "bin.000002:777" and h["event_id"] == "e-1"
+    assert h["dlq.db"] == "shop" and h["dlq.table"] == "outbox" and h["dlq.reason"] == "rejected"
