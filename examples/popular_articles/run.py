@@ -1,0 +1,222 @@
+"""End to end on the local stack: board service -> outbox -> binlog-tailer -> Kafka -> ranking.
+
+In the middle of the writes, Kafka is stopped for a while and started again. Not one business
+write fails (the service never talks to Kafka), and the ranking catches up once Kafka is back:
+every event arrives, and the ranking built from events equals the one the database gives.
+
+Run it with examples/popular_articles/run (it starts the local stack first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pymysql
+from confluent_kafka import Consumer
+
+from examples.popular_articles.board import Board, create_schema
+from examples.popular_articles.ranking import WEIGHTS, PopularArticles
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def say(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class RankingConsumer(threading.Thread):
+    def __init__(self, topic: str) -> None:
+        super().__init__(daemon=True)
+        self.ranking = PopularArticles()
+        self.lock = threading.Lock()
+        self.consumed = 0
+        self.duplicates = 0
+        self._stop_event = threading.Event()
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": os.environ["BINLOG_TAILER_KAFKA__BOOTSTRAP_SERVERS"],
+                "group.id": f"ranking-{uuid.uuid4().hex[:6]}",
+                "auto.offset.reset": "earliest",
+                "topic.metadata.refresh.interval.ms": 1000,
+                "log_level": 0,  # its reconnect chatter while Kafka is down is expected
+            }
+        )
+        self.consumer.subscribe([topic])
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            msg = self.consumer.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            headers = dict(msg.headers() or [])
+            with self.lock:
+                self.consumed += 1
+                fresh = self.ranking.apply(
+                    headers["event_id"].decode(),
+                    headers["event_type"].decode(),
+                    json.loads(msg.value()),
+                )
+                self.duplicates += not fresh
+        self.consumer.close()
+
+    def seen(self) -> set[str]:
+        with self.lock:
+            return set(self.ranking.seen)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(30)
+
+
+def stack_script(name: str, *args: str) -> None:
+    r = subprocess.run([str(ROOT / "scripts" / name), *args], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"scripts/{name} failed:\n{r.stderr}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--articles", type=int, default=12)
+    p.add_argument("--writes", type=int, default=900, help="views, likes and comments")
+    p.add_argument("--rate", type=float, default=60.0, help="business writes per second")
+    p.add_argument("--outage", type=float, default=6.0, help="seconds Kafka stays down")
+    p.add_argument("--top", type=int, default=5)
+    args = p.parse_args(argv)
+
+    db = f"board_{uuid.uuid4().hex[:8]}"
+    conn = pymysql.connect(
+        host=os.environ["BINLOG_TAILER_MYSQL__HOST"],
+        port=int(os.environ["BINLOG_TAILER_MYSQL__PORT"]),
+        user=os.environ["BT_MYSQL_ADMIN_USER"],
+        password=os.environ["BT_MYSQL_ADMIN_PASSWORD"],
+        charset="utf8mb4",
+    )
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {db}")
+        cur.execute(f"USE {db}")
+        cur.execute("SHOW MASTER STATUS")
+        file, pos = cur.fetchone()[:2]
+    create_schema(conn)
+    workdir = Path(tempfile.mkdtemp(prefix="popular-articles-"))
+    topic = f"{db}.article"
+    env = {
+        **os.environ,
+        "BINLOG_TAILER_OUTBOX__TABLES": f"{db}.outbox",
+        "BINLOG_TAILER_OUTBOX__TOPIC_TEMPLATE": f"{db}.{{aggregate_type}}",
+        "BINLOG_TAILER_CHECKPOINT__PATH": str(workdir / "offsets.json"),
+    }
+    say(f"database {db}; binlog-tailer log: {workdir / 'tailer.log'}")
+    with open(workdir / "tailer.log", "wb") as log:
+        tailer = subprocess.Popen(
+            [sys.executable, "-m", "binlog_tailer", "run", "--from", f"{file}:{pos}"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    consumer = RankingConsumer(topic)
+    consumer.start()
+    board = Board(conn)
+    rng = random.Random(1)
+    failures = 0
+    try:
+        articles = [board.create_article(f"article #{i}") for i in range(args.articles)]
+        # a few articles are much more popular than the rest
+        popularity = [1.0 / (i + 1) for i in range(len(articles))]
+        outage_at, outage_done = args.writes // 3, threading.Event()
+        outage: dict[str, float] = {}
+
+        def kafka_outage() -> None:
+            outage["down"] = time.monotonic()
+            stack_script("dev-down", "kafka")
+            say("Kafka is DOWN; the board keeps writing")
+            time.sleep(args.outage)  # the outage itself: how long Kafka stays away
+            stack_script("dev-up")
+            outage["up"] = time.monotonic()
+            say("Kafka is back")
+            outage_done.set()
+
+        outage_thread = threading.Thread(target=kafka_outage)
+        during_outage = 0
+        for n in range(args.writes):
+            if n == outage_at:
+                outage_thread.start()
+            article = rng.choices(articles, popularity)[0]
+            user = f"user{rng.randrange(100)}"
+            try:
+                kind = rng.random()
+                if kind < 0.7:
+                    board.view(article, user)
+                elif kind < 0.9:
+                    board.like(article, user)
+                else:
+                    board.comment(article, user, "좋은 글이네요")
+            except pymysql.MySQLError as exc:
+                failures += 1
+                say(f"business write failed: {exc}")
+            if "down" in outage and not outage_done.is_set():
+                during_outage += 1
+            time.sleep(1.0 / args.rate)  # pacing of the simulated users, not synchronisation
+        outage_done.wait(120)
+        outage_thread.join(120)
+        say(
+            f"{args.writes} business writes done, {failures} failed,"
+            f" {during_outage} of them while Kafka was down"
+        )
+
+        with conn.cursor() as cur:
+            cur.execute("SELECT id FROM outbox")
+            expected = {r[0] for r in cur.fetchall()}
+        deadline = time.monotonic() + 180
+        while not expected <= consumer.seen() and time.monotonic() < deadline:
+            time.sleep(0.5)  # polling the consumer thread's progress
+        lost = expected - consumer.seen()
+        say(
+            f"events written {len(expected)}, consumed {consumer.consumed}"
+            f" ({consumer.duplicates} duplicates ignored), lost {len(lost)}"
+        )
+
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT a.id, a.views + 3 * a.likes + 5 * (SELECT COUNT(*) FROM comments c"
+                " WHERE c.article_id = a.id) FROM articles a"
+            )
+            truth = {a: s for a, s in cur.fetchall() if s}
+        with consumer.lock:
+            from_events = consumer.ranking.scores(now)
+            top = consumer.ranking.top(args.top, now)
+            titles = dict(consumer.ranking.titles)
+        print(
+            f"\npopular articles, last hour (view {WEIGHTS['ArticleViewed']},"
+            f" like {WEIGHTS['ArticleLiked']}, comment {WEIGHTS['ArticleCommented']}):"
+        )
+        for rank, (article, score) in enumerate(top, 1):
+            print(f"  {rank}. {titles.get(article, article)!s:<14} score {score}")
+        agree = from_events == truth
+        print(f"\nranking from events {'equals' if agree else 'DIFFERS from'} the database's")
+        ok = failures == 0 and not lost and agree
+        print("RESULT: " + ("no business write failed, no event lost" if ok else "FAILED"))
+        return 0 if ok else 1
+    finally:
+        consumer.stop()
+        tailer.send_signal(signal.SIGTERM)
+        tailer.wait(60)
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE {db}")
+        conn.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
