@@ -1,0 +1,645 @@
+"""End-to-end benchmark: binlog-tailer and Debezium, same MariaDB, same Kafka, same rows.
+
+Workloads (outbox-shaped rows of about 300 bytes, loaded *before* the connector starts):
+
+- ``catchup-1``: N rows, one row per transaction; ``catchup-100``: 100 rows per transaction.
+  Catch-up throughput = rows / (connector start -> last record in Kafka). Also reported:
+  rows/s from the first to the last record (without start-up), peak RSS and CPU seconds.
+- ``latency``: a fixed offered load (single-row transactions) while the connector runs;
+  latency = broker append time (a LogAppendTime topic) - commit time (``created_at``
+  DATETIME(6) = NOW(6) in the inserting statement), p50 / p99 / max.
+- the raw ceiling: ``mariadb-binlog --read-from-remote-server --raw`` over the same binlog.
+
+binlog-tailer runs in outbox mode; Debezium runs its MariaDB connector with its outbox
+EventRouter (Kafka Connect standalone, JSON converter without schemas). One connector runs at
+a time. Prints a table and writes every figure, with versions, to a JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import confluent_kafka
+import pymysql
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from pymysql.constants import CLIENT
+
+import binlog_tailer
+from binlog_tailer.outbox import new_event_id, outbox_ddl
+
+ROOT = Path(__file__).resolve().parents[1]
+PAD = "x" * 170  # makes a row about 300 bytes in the binlog
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- environment
+@dataclass
+class Env:
+    mysql_port: int = int(os.environ.get("BINLOG_TAILER_MYSQL__PORT", "13306"))
+    admin_user: str = os.environ.get("BT_MYSQL_ADMIN_USER", "bt_admin")
+    admin_password: str = os.environ.get("BT_MYSQL_ADMIN_PASSWORD", "bt_admin_pw")
+    bootstrap: str = os.environ.get("BINLOG_TAILER_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    debezium_jars: str = os.environ.get("BT_DEBEZIUM_JARS", "")
+
+    def admin(self, db: str | None = None) -> pymysql.Connection:
+        return pymysql.connect(
+            host="127.0.0.1",
+            port=self.mysql_port,
+            user=self.admin_user,
+            password=self.admin_password,
+            database=db,
+            autocommit=True,
+            charset="utf8mb4",
+            client_flag=CLIENT.MULTI_STATEMENTS,
+            init_command="SET time_zone = '+00:00'",
+        )
+
+
+def master_position(env: Env) -> tuple[str, int]:
+    with env.admin() as c, c.cursor() as cur:
+        cur.execute("SHOW MASTER STATUS")
+        f, p = cur.fetchone()[:2]
+    return f, int(p)
+
+
+# ---------------------------------------------------------------- load
+def insert_sql(ids: list[str], seq0: int) -> str:
+    values = ",".join(
+        f"('{eid}','order','{(seq0 + i) % 1000}','OrderPlaced',"
+        f'\'{{"seq":{seq0 + i},"pad":"{PAD}"}}\',NOW(6))'
+        for i, eid in enumerate(ids)
+    )
+    return (
+        "INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, created_at)"
+        f" VALUES {values}"
+    )
+
+
+def load(env: Env, db: str, rows: int, per_txn: int) -> float:
+    """Insert `rows` rows, `per_txn` per transaction; returns rows/s of the load itself."""
+    start = time.monotonic()
+    with env.admin(db) as c, c.cursor() as cur:
+        done = 0
+        while done < rows:
+            statements = []
+            for _ in range(max(1, 500 // per_txn)):  # ~500 rows per round trip
+                n = min(per_txn, rows - done)
+                if n <= 0:
+                    break
+                statements.append(insert_sql([new_event_id() for _ in range(n)], done))
+                done += n
+            cur.execute(";".join(statements))
+            while cur.nextset():
+                pass
+    return rows / (time.monotonic() - start)
+
+
+class PacedWriter(threading.Thread):
+    """Single-row transactions at `rate` rows/s for `seconds`."""
+
+    def __init__(self, env: Env, db: str, rate: int, seconds: float) -> None:
+        super().__init__(daemon=True)
+        self.env, self.db, self.rate, self.seconds = env, db, rate, seconds
+        self.rows = 0
+
+    def run(self) -> None:
+        tick = 0.01
+        per_tick = max(1, round(self.rate * tick))
+        with self.env.admin(self.db) as c, c.cursor() as cur:
+            start = time.monotonic()
+            n = 0
+            while time.monotonic() - start < self.seconds:
+                target = start + n * tick
+                delay = target - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)  # pacing the offered load
+                cur.execute(
+                    ";".join(insert_sql([new_event_id()], self.rows + i) for i in range(per_tick))
+                )
+                while cur.nextset():
+                    pass
+                self.rows += per_tick
+                n += 1
+
+
+# ---------------------------------------------------------------- Kafka helpers
+def create_topics(env: Env, names: list[str], log_append_time: bool = False) -> None:
+    admin = AdminClient({"bootstrap.servers": env.bootstrap})
+    config = {"message.timestamp.type": "LogAppendTime"} if log_append_time else {}
+    fs = admin.create_topics([NewTopic(t, 1, 1, config=config) for t in names])
+    for f in fs.values():
+        f.result(30)
+
+
+class TopicWatch:
+    def __init__(self, env: Env, topic: str) -> None:
+        self.tp = TopicPartition(topic, 0)
+        self.c = Consumer({"bootstrap.servers": env.bootstrap, "group.id": "bench-watch"})
+
+    def count(self) -> int:
+        lo, hi = self.c.get_watermark_offsets(self.tp, timeout=10, cached=False)
+        return hi - lo
+
+    def wait(self, n: int, timeout: float, proc: subprocess.Popen | None = None):
+        """(time of the first record, time when n records are there), by polling end offsets."""
+        first = None
+        deadline = time.monotonic() + timeout
+        while True:
+            have = self.count()
+            now = time.monotonic()
+            if have and first is None:
+                first = now
+            if have >= n:
+                return first, now
+            if now > deadline:
+                raise RuntimeError(f"{self.tp.topic}: only {have} of {n} records after {timeout}s")
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"connector exited with {proc.returncode}")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.c.close()
+
+
+def read_all(env: Env, topic: str, n: int, id_header: str) -> list[tuple[str, int]]:
+    """(event id, broker append time ms) of the first n records."""
+    c = Consumer(
+        {
+            "bootstrap.servers": env.bootstrap,
+            "group.id": f"bench-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    c.assign([TopicPartition(topic, 0, 0)])
+    out: list[tuple[str, int]] = []
+    deadline = time.monotonic() + 120
+    while len(out) < n and time.monotonic() < deadline:
+        for m in c.consume(10_000, 1.0):
+            if m.error():
+                continue
+            h = dict(m.headers() or [])
+            eid = h[id_header]
+            out.append((eid.decode().strip('"'), m.timestamp()[1]))
+    c.close()
+    return out
+
+
+# ---------------------------------------------------------------- process figures
+def proc_figures(pid: int, children: bool = False) -> dict[str, float]:
+    """Peak RSS (MB) and CPU seconds of a running process, read from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    hwm = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM"))
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(stat[11]) + int(stat[12])) / ticks
+    return {"peak_rss_mb": hwm / 1024, "cpu_s": cpu}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- connectors
+class Ours:
+    name = "binlog-tailer"
+
+    def __init__(self, env: Env, db: str, topic_prefix: str, workdir: Path) -> None:
+        self.env, self.db, self.workdir = env, db, workdir
+        self.topic = f"{topic_prefix}.ours.order"
+        self.envvars = {
+            **os.environ,
+            "BINLOG_TAILER_OUTBOX__TABLES": f"{db}.outbox",
+            "BINLOG_TAILER_OUTBOX__TOPIC_TEMPLATE": f"{topic_prefix}.ours.{{aggregate_type}}",
+            "BINLOG_TAILER_CHECKPOINT__PATH": str(workdir / f"{db}.offsets.json"),
+            "BINLOG_TAILER_MYSQL__SERVER_ID": str(7000 + os.getpid() % 1000),
+            "BINLOG_TAILER_LOG_LEVEL": "WARNING",
+        }
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, position: tuple[str, int]) -> None:
+        logf = open(self.workdir / f"ours-{self.db}.log", "ab")  # noqa: SIM115
+        cmd = [
+            sys.executable,
+            "-m",
+            "binlog_tailer",
+            "run",
+            "--from",
+            f"{position[0]}:{position[1]}",
+        ]
+        if os.environ.get("BENCH_PROFILE"):
+            out = os.environ["BENCH_PROFILE"]
+            cmd = [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "-r",
+                "200",
+                "-f",
+                "raw",
+                "-o",
+                out,
+                "--",
+                *cmd,
+            ]
+        self.proc = subprocess.Popen(cmd, env=self.envvars, stdout=logf, stderr=subprocess.STDOUT)
+        logf.close()
+
+    def pid(self) -> int:
+        assert self.proc is not None
+        if os.environ.get("BENCH_PROFILE"):  # the python child of py-spy
+            out = subprocess.run(
+                ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True
+            )
+            return int(out.stdout.split()[0])
+        return self.proc.pid
+
+    def stop(self) -> None:
+        assert self.proc is not None
+        os.kill(self.pid(), signal.SIGTERM)
+        self.proc.wait(120)
+
+
+class Debezium:
+    name = "Debezium"
+
+    def __init__(self, env: Env, db: str, topic_prefix: str, workdir: Path) -> None:
+        self.env, self.db, self.workdir = env, db, workdir
+        self.topic = f"{topic_prefix}.dbz.order"
+        self.offsets = workdir / f"dbz-{db}.offsets"
+        port = free_port()
+        (workdir / f"worker-{db}.properties").write_text(
+            f"""bootstrap.servers={env.bootstrap}
+key.converter=org.apache.kafka.connect.json.JsonConverter
+value.converter=org.apache.kafka.connect.json.JsonConverter
+key.converter.schemas.enable=false
+value.converter.schemas.enable=false
+offset.storage.file.filename={self.offsets}
+offset.flush.interval.ms=1000
+listeners=http://127.0.0.1:{port}
+"""
+        )
+        (workdir / f"connector-{db}.properties").write_text(
+            f"""name=bench-{db}
+connector.class=io.debezium.connector.mariadb.MariaDbConnector
+tasks.max=1
+database.hostname=127.0.0.1
+database.port={env.mysql_port}
+database.user={env.admin_user}
+database.password={env.admin_password}
+database.server.id={8000 + os.getpid() % 1000}
+database.ssl.mode=disable
+topic.prefix={topic_prefix}dbz
+database.include.list={db}
+table.include.list={db}.outbox
+snapshot.mode=no_data
+include.schema.changes=false
+heartbeat.interval.ms=1000
+schema.history.internal.kafka.bootstrap.servers={env.bootstrap}
+schema.history.internal.kafka.topic={topic_prefix}.dbz.history.{db}
+transforms=outbox
+transforms.outbox.type=io.debezium.transforms.outbox.EventRouter
+transforms.outbox.table.field.event.id=id
+transforms.outbox.table.field.event.key=aggregate_id
+transforms.outbox.table.field.event.payload=payload
+transforms.outbox.route.by.field=aggregate_type
+transforms.outbox.route.topic.replacement={topic_prefix}.dbz.${{routedByValue}}
+transforms.outbox.table.fields.additional.placement=event_type:header:event_type
+"""
+        )
+        (workdir / "log4j2.properties").write_text(
+            f"""appender.file.type=File
+appender.file.name=file
+appender.file.fileName={workdir}/connect.log
+appender.file.layout.type=PatternLayout
+appender.file.layout.pattern=[%d] %p %m (%c)%n
+rootLogger.level=INFO
+rootLogger.appenderRef.file.ref=file
+"""
+        )
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, position: tuple[str, int] | None = None) -> None:
+        cmd = [
+            "java",
+            "-Xms256m",
+            "-Xmx1g",
+            "-cp",
+            f"{self.env.debezium_jars}/*",
+            f"-Dlog4j2.configurationFile={self.workdir}/log4j2.properties",
+            "org.apache.kafka.connect.cli.ConnectStandalone",
+            str(self.workdir / f"worker-{self.db}.properties"),
+            str(self.workdir / f"connector-{self.db}.properties"),
+        ]
+        out = open(self.workdir / "connect.out", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def prime(self) -> None:
+        """First start (no data yet): Debezium records where the binlog is, then stops."""
+        self.start()
+        deadline = time.monotonic() + 180
+        while not (self.offsets.exists() and self.offsets.stat().st_size > 0):
+            if time.monotonic() > deadline or (self.proc and self.proc.poll() is not None):
+                raise RuntimeError(f"Debezium did not store an offset; see {self.workdir}")
+            time.sleep(0.2)
+        self.stop()
+
+    def stop(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(30)
+
+
+# ---------------------------------------------------------------- workloads
+@dataclass
+class Result:
+    workload: str
+    connector: str
+    rows: int
+    seconds: float = 0.0
+    rows_per_s: float = 0.0
+    rows_per_s_streaming: float = 0.0
+    peak_rss_mb: float = 0.0
+    cpu_s: float = 0.0
+    mb_per_s: float = 0.0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    max_ms: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def new_db(env: Env, run: str, name: str) -> str:
+    db = f"bench_{run}_{name}".replace("-", "_")
+    with env.admin() as c, c.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {db}")
+        cur.execute(f"USE {db}")
+        cur.execute(outbox_ddl())
+    return db
+
+
+def catchup(
+    env: Env, run: str, workdir: Path, rows: int, per_txn: int, with_dbz: bool
+) -> list[Result]:
+    name = f"catchup-{per_txn}"
+    db = new_db(env, run, name)
+    prefix = f"bench{run}{per_txn}"
+    connectors: list[Any] = [Ours(env, db, prefix, workdir)]
+    if with_dbz:
+        connectors.append(Debezium(env, db, prefix, workdir))
+    create_topics(env, [c.topic for c in connectors])
+    start_pos = master_position(env)
+    if with_dbz:
+        log(f"{name}: priming Debezium's offset before the load")
+        connectors[1].prime()
+    log(f"{name}: loading {rows} rows, {per_txn} per transaction")
+    load_rate = load(env, db, rows, per_txn)
+    end_pos = master_position(env)
+    log(f"{name}: loaded at {load_rate:,.0f} rows/s; binlog {start_pos} -> {end_pos}")
+    results = []
+    for conn in connectors:
+        log(f"{name}: {conn.name} catching up")
+        watch = TopicWatch(env, conn.topic)
+        t0 = time.monotonic()
+        conn.start(start_pos)
+        first, last = watch.wait(rows, timeout=1800, proc=conn.proc)
+        figures = proc_figures(conn.pid())
+        conn.stop()
+        watch.close()
+        r = Result(
+            name,
+            conn.name,
+            rows,
+            seconds=last - t0,
+            rows_per_s=rows / (last - t0),
+            rows_per_s_streaming=rows / max(last - first, 1e-6),
+            **figures,
+        )
+        log(f"{name}: {conn.name} {r.rows_per_s:,.0f} rows/s ({r.seconds:.1f} s)")
+        results.append(r)
+    results.append(raw_ceiling(env, name, rows, start_pos, end_pos, workdir))
+    return results
+
+
+def raw_ceiling(env: Env, name: str, rows: int, start, end, workdir: Path) -> Result:
+    out = workdir / f"raw-{name}"
+    out.mkdir()
+    files = [start[0]] if start[0] == end[0] else None
+    with env.admin() as c, c.cursor() as cur:
+        cur.execute("SHOW BINARY LOGS")
+        names = [r[0] for r in cur.fetchall()]
+    files = names[names.index(start[0]) : names.index(end[0]) + 1] if files is None else files
+    t0 = time.monotonic()
+    subprocess.run(
+        [
+            "mariadb-binlog",
+            "--read-from-remote-server",
+            "--raw",
+            "--host=127.0.0.1",
+            f"--port={env.mysql_port}",
+            f"--user={env.admin_user}",
+            f"--password={env.admin_password}",
+            f"--result-file={out}/",
+            *files,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    seconds = time.monotonic() - t0
+    size = sum(p.stat().st_size for p in out.iterdir())
+    shutil.rmtree(out)
+    return Result(
+        name,
+        "raw binlog (mariadb-binlog)",
+        rows,
+        seconds=seconds,
+        rows_per_s=rows / seconds,
+        mb_per_s=size / seconds / 1e6,
+        extra={"bytes": size, "files": files},
+    )
+
+
+def latency(
+    env: Env, run: str, workdir: Path, rate: int, seconds: float, with_dbz: bool
+) -> list[Result]:
+    results = []
+    kinds: list[type] = [Ours] + ([Debezium] if with_dbz else [])
+    for kind in kinds:
+        db = new_db(env, run, f"lat_{kind.__name__.lower()}")
+        prefix = f"bench{run}lat"
+        conn = kind(env, db, prefix, workdir)
+        create_topics(env, [conn.topic], log_append_time=True)
+        pos = master_position(env)
+        if kind is Debezium:
+            conn.prime()
+        conn.start(pos)
+        # wait until the connector is streaming: one probe row arrives
+        with env.admin(db) as c, c.cursor() as cur:
+            cur.execute(insert_sql([new_event_id()], -1))
+        watch = TopicWatch(env, conn.topic)
+        watch.wait(1, timeout=300, proc=conn.proc)
+        log(f"latency: {conn.name} streaming; offering {rate} rows/s for {seconds:.0f} s")
+        writer = PacedWriter(env, db, rate, seconds)
+        writer.start()
+        writer.join()
+        total = writer.rows + 1
+        watch.wait(total, timeout=600, proc=conn.proc)
+        figures = proc_figures(conn.pid())
+        conn.stop()
+        watch.close()
+        got = read_all(env, conn.topic, total, "event_id" if kind is Ours else "id")
+        with env.admin(db) as c, c.cursor() as cur:
+            cur.execute("SELECT id, UNIX_TIMESTAMP(created_at) * 1000 FROM outbox")
+            committed = {i: float(ms) for i, ms in cur.fetchall()}
+        lat = sorted(max(0.0, append - committed[eid]) for eid, append in got if eid in committed)
+        q = statistics.quantiles(lat, n=100)
+        r = Result(
+            "latency",
+            conn.name,
+            total,
+            seconds=seconds,
+            rows_per_s=writer.rows / seconds,
+            p50_ms=q[49],
+            p99_ms=q[98],
+            max_ms=lat[-1],
+            **figures,
+            extra={"matched": len(lat)},
+        )
+        log(f"latency: {conn.name} p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms")
+        results.append(r)
+    return results
+
+
+# ---------------------------------------------------------------- report
+def versions(env: Env) -> dict[str, str]:
+    from importlib.metadata import version
+
+    with env.admin() as c, c.cursor() as cur:
+        cur.execute("SELECT VERSION()")
+        server = cur.fetchone()[0]
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    pom = (ROOT / "scripts" / "debezium" / "pom.xml").read_text()
+    return {
+        "binlog-tailer": binlog_tailer.__version__,
+        "python": platform.python_version(),
+        "mysql-replication": version("mysql-replication"),
+        "confluent-kafka": version("confluent-kafka"),
+        "librdkafka": confluent_kafka.libversion()[0],
+        "server": server,
+        "kafka": pom.split("<kafka.version>")[1].split("<")[0],
+        "debezium": pom.split("<debezium.version>")[1].split("<")[0],
+        "java": java[0] if java else "?",
+        "machine": f"{os.cpu_count()} cores, {cpu}",
+    }
+
+
+def table(results: list[Result]) -> str:
+    lines = [
+        f"{'workload':<12} {'connector':<28} {'rows':>9} {'rows/s':>9} {'stream/s':>9}"
+        f" {'MB/s':>7} {'RSS MB':>7} {'CPU s':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"
+    ]
+
+    def f(v, fmt):
+        return format(v, fmt) if v else "-"
+
+    for r in results:
+        lines.append(
+            f"{r.workload:<12} {r.connector:<28} {r.rows:>9,} {f(r.rows_per_s, ',.0f'):>9}"
+            f" {f(r.rows_per_s_streaming, ',.0f'):>9} {f(r.mb_per_s, '.1f'):>7}"
+            f" {f(r.peak_rss_mb, '.0f'):>7} {f(r.cpu_s, '.1f'):>7} {f(r.p50_ms, '.1f'):>7}"
+            f" {f(r.p99_ms, '.1f'):>7} {f(r.max_ms, '.1f'):>7}"
+        )
+    by = {(r.workload, r.connector): r for r in results}
+    for w in sorted({r.workload for r in results}):
+        ours, dbz = by.get((w, "binlog-tailer")), by.get((w, "Debezium"))
+        if ours and dbz and dbz.rows_per_s and w != "latency":
+            lines.append(
+                f"{w}: ours / Debezium throughput = {ours.rows_per_s / dbz.rows_per_s:.2f}"
+            )
+        if ours and dbz and w == "latency" and dbz.p99_ms:
+            lines.append(f"{w}: ours / Debezium p99 = {ours.p99_ms / dbz.p99_ms:.2f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="binlog-tailer vs Debezium on the local stack")
+    p.add_argument("--rows", type=int, default=200_000, help="rows per catch-up workload")
+    p.add_argument("--workloads", default="catchup-1,catchup-100,latency")
+    p.add_argument("--latency-rate", type=int, default=2000, help="offered rows/s")
+    p.add_argument("--latency-seconds", type=float, default=60.0)
+    p.add_argument("--no-debezium", action="store_true", help="measure binlog-tailer only")
+    p.add_argument("--out", type=Path, default=ROOT / "bench-results")
+    args = p.parse_args(argv)
+    env = Env()
+    with_dbz = not args.no_debezium
+    if with_dbz and not env.debezium_jars:
+        raise SystemExit("BT_DEBEZIUM_JARS is not set: run this through scripts/bench")
+    run = uuid.uuid4().hex[:6]
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    log(f"run {run}; work directory {workdir}")
+    results: list[Result] = []
+    for w in args.workloads.split(","):
+        if w.startswith("catchup-"):
+            results += catchup(env, run, workdir, args.rows, int(w.split("-")[1]), with_dbz)
+        elif w == "latency":
+            results += latency(env, run, workdir, args.latency_rate, args.latency_seconds, with_dbz)
+        else:
+            raise SystemExit(f"unknown workload {w!r}")
+    info = versions(env)
+    print("\n" + table(results))
+    print("\n" + ", ".join(f"{k} {v}" for k, v in info.items()))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(
+        json.dumps(
+            {
+                "versions": info,
+                "args": {k: str(v) for k, v in vars(args).items()},
+                "results": [asdict(r) for r in results],
+            },
+            indent=2,
+        )
+    )
+    print(f"\nfigures: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
