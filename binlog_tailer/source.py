@@ -1,15 +1,15 @@
 """The binlog reader: resume, reconnect, transaction grouping, positions.
 
-It wraps ``pymysqlreplication.BinLogStreamReader`` for the protocol and table maps but owns
-what the library gets wrong for a CDC service (see shared/design.md, "Traps"):
+It reads the replication stream with our own reader (``binlog_tailer.binlog``) and owns what a
+CDC service must get right (see shared/design.md, "Traps"):
 
-- *Resume* always happens at a transaction boundary: by file/offset when one is known (the
-  library's ``is_mariadb=False`` path also streams from MariaDB), else by GTID.
-- *Reconnect*: the library silently reconnects on errors 2013/2006 from its *original*
-  position. Our connection class turns those errors into ``_ConnectionLost`` (not a pymysql
-  error, so the library cannot catch it); we then reopen from the last transaction boundary we
-  passed and skip the rows of the interrupted transaction that were already emitted.
-- Rows of tables the filter rejects are never decoded (the library decodes lazily).
+- *Resume* always happens at a transaction boundary: by file/offset when one is known (MySQL
+  and MariaDB alike), else by GTID (MariaDB ``@slave_connect_state``, MySQL
+  ``COM_BINLOG_DUMP_GTID``).
+- *Reconnect*: on a lost connection we reopen from the last transaction boundary we passed and
+  skip the rows of the interrupted transaction that were already emitted: no loss, no replay.
+- Rows of tables the filter rejects are never decoded; table maps are parsed once per distinct
+  table map (cached by their bytes), not once per transaction.
 
 The iterator yields ``RowChange`` for each captured row, ``TxnEnd`` at each commit (and after
 each standalone statement such as DDL), and ``None`` as an idle tick (server heartbeat).
@@ -18,69 +18,48 @@ each standalone statement such as DDL), and ``None`` as an idle tick (server hea
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
+import struct
 from collections.abc import Callable, Iterator
-from struct import error as struct_error
 
 import pymysql
-import pymysql.connections
-from pymysqlreplication import BinLogStreamReader
-from pymysqlreplication.event import (
-    GtidEvent,
-    HeartbeatLogEvent,
-    MariadbGtidEvent,
-    MariadbGtidListEvent,
-    PreviousGtidsEvent,
-    QueryEvent,
-    RotateEvent,
-    XidEvent,
-)
-from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from binlog_tailer.errors import PositionNotFound, SourceUnavailable
-from binlog_tailer.model import Column, RowChange, TableSchema, TxnEnd
-from binlog_tailer.position import BinlogPosition, MariadbGtidPos, MysqlGtidSet, parse_gtid
+from binlog_tailer.binlog.protocol import BinlogConnection, ConnectionLost
+from binlog_tailer.binlog.rows import TableMap, decode_rows, parse_table_map
+from binlog_tailer.errors import PositionNotFound, SourceError, SourceUnavailable
+from binlog_tailer.model import RowChange, TxnEnd
+from binlog_tailer.position import BinlogPosition, GtidState, MariadbGtidPos, MysqlGtidSet
 from binlog_tailer.server import connect, connection_kwargs, server_info, translate
 from binlog_tailer.settings import MysqlSettings
 
 log = logging.getLogger(__name__)
 
-LOST_CONNECTION = (2006, 2013)
 POSITION_GONE = 1236  # ER_MASTER_FATAL_ERROR_READING_BINLOG: file purged, GTID unknown, ...
 MARIADB_FL_STANDALONE = 1
 
-_EVENTS = [
-    GtidEvent,
-    MariadbGtidEvent,
-    MariadbGtidListEvent,
-    PreviousGtidsEvent,
-    QueryEvent,
-    XidEvent,
-    RotateEvent,
-    HeartbeatLogEvent,
-    WriteRowsEvent,
-    UpdateRowsEvent,
-    DeleteRowsEvent,
-]
+# event type codes (MySQL binlog_event.h, MariaDB log_event.h)
+QUERY, ROTATE, XID, TABLE_MAP, HEARTBEAT, HEARTBEAT_V2 = 2, 4, 16, 19, 27, 41
+WRITE_V1, UPDATE_V1, DELETE_V1, WRITE_V2, UPDATE_V2, DELETE_V2 = 23, 24, 25, 30, 31, 32
+MYSQL_GTID, MYSQL_ANONYMOUS_GTID, MYSQL_PREVIOUS_GTIDS = 33, 34, 35
+MARIADB_GTID, MARIADB_GTID_LIST = 162, 163
+ROWS_OPS = {WRITE_V1: "c", UPDATE_V1: "u", DELETE_V1: "d", WRITE_V2: "c", UPDATE_V2: "u",
+            DELETE_V2: "d"}  # fmt: skip
+UNSUPPORTED = {
+    39: "partial JSON updates (set binlog_row_value_options='' on the server)",
+    40: "binlog transaction compression (set binlog_transaction_compression=OFF)",
+    **{t: "compressed binlog events (set log_bin_compress=OFF)" for t in range(165, 172)},
+}
+
+_HEADER = struct.Struct("<xIBIII")  # OK byte, timestamp, type, server id, size, next position
+_U32 = struct.Struct("<I").unpack_from
+_U64 = struct.Struct("<Q").unpack_from
+_MARIADB_GTID = struct.Struct("<QIB").unpack_from
 _JSON_CHECK = re.compile(r"json_valid\(`([^`]+)`\)", re.IGNORECASE)
 
 Item = RowChange | TxnEnd | None
-
-
-class _ConnectionLost(Exception):
-    """The replication connection broke; raised past the library's own reconnect."""
-
-
-class _OwnedConnection(pymysql.connections.Connection):
-    def _read_packet(self, packet_type=pymysql.connections.MysqlPacket):  # type: ignore[no-untyped-def]
-        try:
-            return super()._read_packet(packet_type)
-        except pymysql.err.OperationalError as exc:
-            if exc.args and exc.args[0] in LOST_CONNECTION:
-                raise _ConnectionLost(str(exc)) from exc
-            raise
 
 
 class BinlogSource:
@@ -94,14 +73,15 @@ class BinlogSource:
         self._resume = start  # last transaction boundary passed
         self._filter = table_filter
         self._stopping = False
-        self._stream: BinLogStreamReader | None = None
-        self._schemas: dict[tuple, TableSchema] = {}
-        self._json_columns: dict[tuple[str, str], frozenset[str]] = {}
+        self._conn: BinlogConnection | None = None
         self._meta_conn: pymysql.Connection | None = None
         self.is_mariadb = False
+        self._table_maps: dict[bytes, TableMap] = {}  # raw table-map body -> parsed
+        self._by_id: dict[int, TableMap] = {}  # table id -> the latest table map
+        self._json_columns: dict[tuple[str, str], frozenset[str]] = {}
         # state of the transaction being read
         self._file: str | None = start.file
-        self._gtid_state = start.gtid
+        self._gtid_state: GtidState | None = start.gtid
         self._txn_gtid: str | None = None
         self._in_txn = False
         self._emitted_in_txn = 0  # rows of the current transaction already yielded
@@ -136,7 +116,7 @@ class BinlogSource:
             try:
                 yield from self._read()
                 return  # stream ended (stop requested)
-            except _ConnectionLost as exc:
+            except ConnectionLost as exc:
                 self.reconnects += 1
                 log.warning(
                     "lost the replication connection (%s); reopening from %s", exc, self._resume
@@ -166,62 +146,43 @@ class BinlogSource:
 
     def _open(self) -> None:
         s = self.settings
-        if self._meta_conn is None:
-            self._meta_conn = connect(s)
-            self.is_mariadb = server_info(self._meta_conn).is_mariadb
-        kwargs: dict[str, object] = {}
-        start = self._resume
-        if start.file is not None:
-            kwargs.update(resume_stream=True, log_file=start.file, log_pos=start.pos)
-        else:
-            assert start.gtid is not None
-            kwargs.update(auto_position=str(start.gtid), is_mariadb=self.is_mariadb)
-        conn_settings = connection_kwargs(s)
-        conn_settings["read_timeout"] = max(30.0, s.heartbeat_seconds * 5)
-        self._reset_txn()
-        self._file = start.file
-        self._gtid_state = start.gtid
-        stream = BinLogStreamReader(
-            connection_settings=conn_settings,
-            server_id=s.server_id,
-            blocking=True,
-            only_events=_EVENTS,
-            slave_heartbeat=s.heartbeat_seconds,
-            pymysql_wrapper=_OwnedConnection,
-            enable_logging=False,
-            **kwargs,
-        )
-        self._stream = stream
-        # Connecting happens on the first fetch; do it here so errors surface in the retry.
         try:
-            self._first = self._fetch()
-        except _ConnectionLost as exc:
+            if self._meta_conn is None:
+                self._meta_conn = connect(s)
+                self.is_mariadb = server_info(self._meta_conn).is_mariadb
+            kwargs = connection_kwargs(s)
+            kwargs["read_timeout"] = max(30.0, s.heartbeat_seconds * 5)
+            self._reset_txn()
+            self._file = self._resume.file
+            self._gtid_state = self._resume.gtid
+            self._by_id.clear()
+            conn = BinlogConnection(kwargs, s.server_id, s.heartbeat_seconds, self.is_mariadb)
+            self._conn = conn
+            conn.open(self._resume)
+            # the first packet tells whether the server accepted the position
+            self._first: bytes | None = conn.read()
+        except ConnectionLost as exc:
             self._close_stream()
             raise SourceUnavailable(f"replication connection lost while opening: {exc}") from exc
-
-    def _fetch(self):  # type: ignore[no-untyped-def]
-        assert self._stream is not None
-        try:
-            return self._stream.fetchone()
         except pymysql.err.MySQLError as exc:
-            code = exc.args[0] if exc.args else None
             self._close_stream()
-            if code == POSITION_GONE:
-                raise PositionNotFound(
-                    f"the server cannot stream from {self._resume}: {exc.args[-1]}. The binlog"
-                    " there was probably purged; choose a position the server still has"
-                    " ('binlog-tailer run --from earliest|latest|FILE:POS') and accept the gap,"
-                    " or re-snapshot"
-                ) from exc
-            raise translate(exc, self.settings) from exc
-        except (OSError, struct_error) as exc:
-            raise _ConnectionLost(str(exc)) from exc
+            self._raise_mysql(exc)
+
+    def _raise_mysql(self, exc: pymysql.err.MySQLError) -> None:
+        if exc.args and exc.args[0] == POSITION_GONE:
+            raise PositionNotFound(
+                f"the server cannot stream from {self._resume}: {exc.args[-1]}. The binlog"
+                " there was probably purged; choose a position the server still has"
+                " ('binlog-tailer run --from earliest|latest|FILE:POS') and accept the gap,"
+                " or re-snapshot"
+            ) from exc
+        raise translate(exc, self.settings) from exc
 
     def _close_stream(self) -> None:
-        if self._stream is not None:
+        if self._conn is not None:
             with contextlib.suppress(Exception):  # closing a broken connection may fail
-                self._stream.close()
-            self._stream = None
+                self._conn.close()
+            self._conn = None
 
     # ------------------------------------------------------------------ events
     def _reset_txn(self) -> None:
@@ -230,63 +191,150 @@ class BinlogSource:
         self._emitted_in_txn = 0
 
     def _read(self) -> Iterator[Item]:
-        event = self._first
+        conn = self._conn
+        assert conn is not None
+        data = self._first
         self._first = None
+        tail = conn.checksum
+        rows_event = ROWS_OPS
         while True:
-            if event is None:
-                if self._stopping and not self._in_txn_started():
-                    return
-                raise _ConnectionLost("server closed the stream")
-            yield from self._handle(event)
+            if data is None:
+                try:
+                    data = conn.read()
+                except pymysql.err.MySQLError as exc:
+                    self._close_stream()
+                    self._raise_mysql(exc)
+                    raise  # not reached
+            etype = data[5]
+            if etype in rows_event:
+                yield from self._rows(data, etype, len(data) - tail)
+            elif etype == XID:
+                yield self._commit(_U32(data, 14)[0])
+            elif etype == TABLE_MAP:
+                self._table_map(data, len(data) - tail)
+            elif etype == QUERY:
+                item = self._query(data, len(data) - tail)
+                if item is not None:
+                    yield item
+            elif etype == MARIADB_GTID:
+                seq, domain, flags = _MARIADB_GTID(data, 20)
+                self._reset_txn()
+                self._txn_gtid = f"{domain}-{_U32(data, 6)[0]}-{seq}"
+                self._in_txn = not flags & MARIADB_FL_STANDALONE
+            elif etype in (MYSQL_GTID, MYSQL_ANONYMOUS_GTID):
+                self._reset_txn()
+                if etype == MYSQL_GTID:
+                    sid = data[21:37].hex()
+                    uuid = f"{sid[:8]}-{sid[8:12]}-{sid[12:16]}-{sid[16:20]}-{sid[20:]}"
+                    self._txn_gtid = f"{uuid}:{_U64(data, 37)[0]}"
+            elif etype == ROTATE:
+                self._file = data[28 : len(data) - tail].decode()
+                if not self._in_txn_started():
+                    self._resume = BinlogPosition(self._file, _U64(data, 20)[0], self._gtid_state)
+            elif etype in (HEARTBEAT, HEARTBEAT_V2):
+                yield None
+            elif etype in (MARIADB_GTID_LIST, MYSQL_PREVIOUS_GTIDS):
+                if self._gtid_state is None:
+                    self._seed_gtid(data, etype)
+            elif etype in UNSUPPORTED:
+                raise SourceError(
+                    f"the binlog at {self._file}:{_U32(data, 14)[0]} uses {UNSUPPORTED[etype]}"
+                    ", which binlog-tailer cannot decode"
+                )
             if self._stopping and not self._in_txn_started():
                 return
-            event = self._fetch()
+            data = None
 
-    def _handle(self, event) -> Iterator[Item]:  # type: ignore[no-untyped-def]
-        if isinstance(event, (WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent)):
-            if self._filter(event.schema, event.table):
-                yield from self._rows(event)
-        elif isinstance(event, XidEvent):
-            yield self._commit(event.packet.log_pos)
-        elif isinstance(event, QueryEvent):
-            query = event.query.strip()
-            upper = query[:10].upper()
-            if upper == "BEGIN":
-                self._in_txn = True
-            elif (
-                upper.startswith("COMMIT")
-                or (upper.startswith("ROLLBACK") and self._in_txn)
-                or not self._in_txn
-            ):
-                yield self._commit(event.packet.log_pos)
-        elif isinstance(event, MariadbGtidEvent):
-            self._reset_txn()
-            self._txn_gtid = event.gtid
-            if not event.flags & MARIADB_FL_STANDALONE:
-                self._in_txn = True
-        elif isinstance(event, GtidEvent):
-            self._reset_txn()
-            self._txn_gtid = event.gtid
-        elif isinstance(event, RotateEvent):
-            self._file = event.next_binlog
-            if not self._in_txn_started():
-                self._resume = BinlogPosition(self._file, event.position, self._gtid_state)
-        elif isinstance(event, (MariadbGtidListEvent, PreviousGtidsEvent)):
-            if self._gtid_state is None:
-                self._seed_gtid(event)
-        elif isinstance(event, HeartbeatLogEvent):
-            yield None
+    def _query(self, data: bytes, end: int) -> TxnEnd | None:
+        db_len = data[28]
+        status_len = struct.unpack_from("<H", data, 31)[0]
+        start = 33 + status_len + db_len + 1
+        head = data[start : min(end, start + 10)].upper()
+        if head.startswith(b"BEGIN"):
+            self._in_txn = True
+            return None
+        if not self._in_txn or head.startswith((b"COMMIT", b"ROLLBACK")):
+            # COMMIT/ROLLBACK end a transaction (a logged ROLLBACK carries changes to
+            # non-transactional tables, which did happen); outside one, a statement such as
+            # DDL is a transaction of its own. DDL also changes table ids: forget them.
+            if not head.startswith((b"COMMIT", b"ROLLBACK")):
+                self._by_id.clear()
+            return self._commit(_U32(data, 14)[0])
+        return None
 
-    def _seed_gtid(self, event) -> None:  # type: ignore[no-untyped-def]
-        try:
-            if isinstance(event, MariadbGtidListEvent):
-                text = ",".join(
-                    f"{g.domain_id}-{g.server_id}-{g.gtid_seq_no}" for g in event.gtid_list
+    def _table_map(self, data: bytes, end: int) -> None:
+        raw = data[20:end]
+        tm = self._table_maps.get(raw)
+        if tm is None:
+            tm = parse_table_map(data, 20, end, self.is_mariadb)
+            json_cols = self._mariadb_json_columns(tm.db, tm.table)
+            if json_cols:
+                tm.schema = dataclasses.replace(
+                    tm.schema,
+                    columns=tuple(
+                        dataclasses.replace(c, is_json=c.name in json_cols)
+                        for c in tm.schema.columns
+                    ),
                 )
-                self._gtid_state = MariadbGtidPos.parse(text) if text else MariadbGtidPos()
+            if len(self._table_maps) > 10_000:  # many distinct tables: bound the cache
+                self._table_maps.clear()
+            self._table_maps[raw] = tm
+        self._by_id[tm.table_id] = tm
+
+    def _rows(self, data: bytes, etype: int, end: int) -> Iterator[RowChange]:
+        low, high = struct.unpack_from("<IH", data, 20)
+        tm = self._by_id.get(low | (high << 32))
+        if tm is None:
+            raise SourceError(
+                f"rows event at {self._file}:{_U32(data, 14)[0]} without its table map;"
+                " was the stream opened inside a transaction?"
+            )
+        if not self._filter(tm.db, tm.table):
+            return
+        off = 28
+        if etype >= WRITE_V2:  # v2 post-header: extra data with its own 2-byte length
+            off += struct.unpack_from("<H", data, 28)[0]
+        op = ROWS_OPS[etype]
+        images = decode_rows(tm, data, off, end, op == "u")
+        ts, _, server_id, size, next_pos = _HEADER.unpack_from(data, 0)
+        file = self._file or ""
+        start = next_pos - size
+        ts_ms = ts * 1000
+        schema, gtid = tm.schema, self._txn_gtid
+        for i, image in enumerate(images):
+            if self._skip:
+                self._skip -= 1
+                self._emitted_in_txn += 1
+                continue
+            if op == "u":
+                before, after = image
+            elif op == "c":
+                before, after = None, image
             else:
-                text = str(event.gtid_sets) if hasattr(event, "gtid_sets") else ""
-                self._gtid_state = parse_gtid(text) if text else None
+                before, after = image, None
+            self._emitted_in_txn += 1
+            yield RowChange(schema, op, before, after, file, start, i, gtid, server_id, ts_ms)
+
+    def _seed_gtid(self, data: bytes, etype: int) -> None:
+        try:
+            if etype == MARIADB_GTID_LIST:
+                count = _U32(data, 20)[0] & 0x0FFFFFFF
+                parts = []
+                for k in range(count):
+                    domain, server, seq = struct.unpack_from("<IIQ", data, 24 + 16 * k)
+                    parts.append(f"{domain}-{server}-{seq}")
+                self._gtid_state = MariadbGtidPos.parse(",".join(parts))
+            else:
+                n_sids, off, sets = _U64(data, 20)[0], 28, []
+                for _ in range(n_sids):
+                    sid = data[off : off + 16].hex()
+                    uuid = f"{sid[:8]}-{sid[8:12]}-{sid[12:16]}-{sid[16:20]}-{sid[20:]}"
+                    n, off = _U64(data, off + 16)[0], off + 24
+                    for _ in range(n):
+                        lo, hi = struct.unpack_from("<QQ", data, off)
+                        sets.append(f"{uuid}:{lo}-{hi - 1}")
+                        off += 16
+                self._gtid_state = MysqlGtidSet.parse(",".join(sets)) if sets else None
         except Exception:  # a state we cannot read is left unknown, never guessed
             log.debug("could not read the GTID list event", exc_info=True)
 
@@ -299,59 +347,6 @@ class BinlogSource:
         self._reset_txn()
         self._skip = 0
         return TxnEnd(self._resume)
-
-    def _rows(self, event) -> Iterator[RowChange]:  # type: ignore[no-untyped-def]
-        schema = self._schema(event)
-        if isinstance(event, WriteRowsEvent):
-            op = "c"
-        elif isinstance(event, UpdateRowsEvent):
-            op = "u"
-        else:
-            op = "d"
-        file = self._file or ""
-        start = event.packet.log_pos - event.packet.event_size
-        ts_ms = event.timestamp * 1000
-        server_id = event.packet.server_id
-        for i, row in enumerate(event.rows):
-            if self._skip:
-                self._skip -= 1
-                self._emitted_in_txn += 1
-                continue
-            if op == "u":
-                before, after = row["before_values"], row["after_values"]
-            elif op == "c":
-                before, after = None, row["values"]
-            else:
-                before, after = row["values"], None
-            self._emitted_in_txn += 1
-            yield RowChange(
-                schema, op, before, after, file, start, i, self._txn_gtid, server_id, ts_ms
-            )
-
-    def _schema(self, event) -> TableSchema:  # type: ignore[no-untyped-def]
-        cols = event.columns
-        key = (event.schema, event.table, tuple((c.name, c.type) for c in cols))
-        schema = self._schemas.get(key)
-        if schema is None:
-            json_cols = self._mariadb_json_columns(event.schema, event.table)
-            pk = event.primary_key
-            pk_cols = (pk,) if isinstance(pk, str) and pk else tuple(pk or ())
-            schema = TableSchema(
-                db=event.schema,
-                table=event.table,
-                columns=tuple(
-                    Column(
-                        name=c.name,
-                        type_code=c.type,
-                        set_values=tuple(getattr(c, "set_values", None) or ()),
-                        is_json=c.name in json_cols,
-                    )
-                    for c in cols
-                ),
-                primary_key=pk_cols,
-            )
-            self._schemas[key] = schema
-        return schema
 
     def _mariadb_json_columns(self, db: str, table: str) -> frozenset[str]:
         """MariaDB's JSON is LONGTEXT plus a json_valid() check: find those columns."""
@@ -377,9 +372,9 @@ class BinlogSource:
         return cols
 
 
-def _advance(state, gtid: str):  # type: ignore[no-untyped-def]
+def _advance(state: GtidState | None, gtid: str) -> GtidState | None:
     """The GTID state after the transaction `gtid` committed."""
-    if "-" in gtid and ":" not in gtid:  # MariaDB domain-server-seq
+    if ":" not in gtid:  # MariaDB domain-server-seq
         d, s, n = (int(x) for x in gtid.split("-"))
         base = state if isinstance(state, MariadbGtidPos) else MariadbGtidPos()
         return base.with_gtid(d, s, n)

@@ -66,7 +66,7 @@ def expected_from_select(name: str, v):
         return None
     if name in ("dec_big", "dec_small"):
         assert isinstance(v, decimal.Decimal)
-        return str(v)
+        return format(v, "f")
     if name == "b":
         return format(int.from_bytes(v, "big"), "010b")
     if name == "ts6":
@@ -127,3 +127,66 @@ def test_every_type_matches_select(stack: Stack, database: str, tailer: Tailer):
     assert first["st"] == ["a", "c", "d"]
     assert first["js"] == {"k": [1, 2.5, "x", None, True], "n": {"m": "한"}}
     assert first["b"] == "1010000101"
+
+
+EDGE_DDL = """
+CREATE TABLE edges (
+  id INT PRIMARY KEY, yr YEAR, u32 INT UNSIGNED, u8 TINYINT UNSIGNED, u24 MEDIUMINT UNSIGNED,
+  dt3 DATETIME(3), dt1 DATETIME(1), tm1 TIME(1), tm5 TIME(5), tm0 TIME, ts0 TIMESTAMP NULL,
+  d100 DECIMAL(10, 0), d44 DECIMAL(4, 4), d189 DECIMAL(18, 9), d302 DECIMAL(30, 2),
+  longchar CHAR(100), bin255 BINARY(255), tx TINYTEXT, mt MEDIUMTEXT, en ENUM('x', 'y'),
+  bit1 BIT(1), bit64 BIT(64), f FLOAT, s SET('a')
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+"""
+
+EDGE_ROWS = [
+    (1, 1901, 4294967295, 255, 16777215, "2024-01-01 00:00:00.123", "2024-01-01 00:00:00.5",
+     "-00:00:00.5", "-12:34:56.12345", "838:59:59", "1970-01-01 00:00:01",
+     "-1234567890", "-0.1234", "123456789.123456789", "-1234567890123456789012345678.99",
+     "ü" * 100, b"\xff" * 10, "tiny", "medium " * 1000, "y", 1, 2**64 - 1, -0.5, "a"),
+    (2, 2000, 0, 0, 0, "2000-02-29 23:59:59.999", "2000-02-29 23:59:59.9",
+     "00:00:00.1", "00:00:00.00001", "-838:59:59", "2038-01-19 03:14:07",
+     "0", "0.0001", "-0.000000001", "0.00",
+     "", b"", "", "", "x", 0, 0, 0.0, None),
+]  # fmt: skip
+
+
+def test_edge_values_of_binary_formats_match_select(stack: Stack, database: str, tailer: Tailer):
+    with (
+        stack.admin(database, init_command="SET time_zone = '+00:00'") as conn,
+        conn.cursor() as cur,
+    ):
+        cur.execute(EDGE_DDL)
+    tailer.start()
+    with (
+        stack.admin(database, init_command="SET time_zone = '+00:00'") as conn,
+        conn.cursor() as cur,
+    ):
+        cur.executemany(f"INSERT INTO edges VALUES ({','.join(['%s'] * 24)})", EDGE_ROWS)
+        cur.execute("SELECT * FROM edges ORDER BY id")
+        names = [d[0] for d in cur.description]
+        selected = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    file, pos, _ = master_position(stack)
+    tailer.wait_checkpoint_at_least(file, pos)
+    assert tailer.stop() == 0
+
+    msgs = consume(stack.kafka_bootstrap, [tailer.topic(database, "edges")], expect=2)
+    events = [json.loads(m.value())["after"] for m in msgs]
+    for event, row in zip(events, selected, strict=True):
+        for name, value in row.items():
+            if name in ("bit1", "bit64"):
+                width = 1 if name == "bit1" else 64
+                expected = format(int.from_bytes(value, "big"), f"0{width}b")
+            elif name == "ts0":
+                expected = value.isoformat() + "Z"
+            elif name == "bin255":
+                expected = base64.b64encode(value).decode()
+            elif name == "s":
+                expected = value.split(",") if value else None
+            elif name in ("dt3", "dt1", "tm1", "tm5", "tm0"):
+                expected = expected_from_select("x", value)
+            else:
+                expected = expected_from_select(name, value)
+                if isinstance(value, decimal.Decimal):
+                    expected = format(value, "f")
+            assert event[name] == expected, (name, event[name], value)

@@ -1,61 +1,112 @@
-"""BinlogSource's transaction grouping and owned reconnect, over a scripted event stream.
+"""BinlogSource's transaction grouping and owned reconnect, over a scripted binlog.
 
-The events are real pymysqlreplication event classes with their attributes set by hand; the
-stream is a list, so a connection loss can be placed exactly inside a transaction.
+The events are real binlog bytes (built here: header + body, MariaDB flavour, no checksum);
+the stream is a list, so a connection loss can be placed exactly inside a transaction.
 """
 
-from types import SimpleNamespace
+import struct
 
-from pymysqlreplication.event import MariadbGtidEvent, QueryEvent, RotateEvent, XidEvent
-from pymysqlreplication.row_event import WriteRowsEvent
-
+from binlog_tailer.binlog.protocol import ConnectionLost
 from binlog_tailer.model import RowChange, TxnEnd
 from binlog_tailer.position import BinlogPosition
 from binlog_tailer.settings import MysqlSettings
-from binlog_tailer.source import BinlogSource, _ConnectionLost
+from binlog_tailer.source import BinlogSource
 
 FILE = "binlog.000001"
+LONG = 3  # FIELD_TYPE.LONG
 
 
-def ev(cls, start, end, **attrs):
-    e = object.__new__(cls)
-    e.packet = SimpleNamespace(log_pos=end, event_size=end - start, server_id=1)
-    e.timestamp = 1_700_000_000
-    e.start = start
-    for k, v in attrs.items():
-        setattr(e, k, v)
-    return e
+def event(etype: int, start: int, end: int, body: bytes) -> bytes:
+    header = struct.pack("<IBIIIH", 1_700_000_000, etype, 1, end - start, end, 0)
+    return b"\x00" + header + body
 
 
-def rows(start, end, table, ids):
-    return ev(
-        WriteRowsEvent,
-        start,
-        end,
-        schema="db",
-        table=table,
-        _RowsEvent__rows=[{"values": {"id": i}} for i in ids],  # what .rows decodes to
-        columns=[SimpleNamespace(name="id", type=3)],
-        primary_key="id",
+def rotate(pos):
+    return event(4, 0, 0, struct.pack("<Q", pos) + FILE.encode())
+
+
+def gtid(start, end, seq, standalone=False):
+    return event(162, start, end, struct.pack("<QIB", seq, 0, 1 if standalone else 0))
+
+
+def query(start, end, text):
+    return event(2, start, end, struct.pack("<IIBHH", 1, 0, 2, 0, 0) + b"db\x00" + text.encode())
+
+
+def xid(start, end):
+    return event(16, start, end, struct.pack("<Q", 7))
+
+
+def table_map(start, end, table_id, table):
+    name = b"id"
+    optional = bytes([4, len(name) + 1, len(name)]) + name  # COLUMN_NAME
+    optional += bytes([8, 1, 0])  # SIMPLE_PRIMARY_KEY: column 0
+    body = (
+        struct.pack("<IHH", table_id, 0, 0)  # 6-byte table id, flags
+        + bytes([2])
+        + b"db\x00"
+        + bytes([len(table)])
+        + table.encode()
+        + b"\x00"
+        + bytes([1, LONG, 0])  # one column: LONG, no metadata
+        + b"\x00"  # nullability bitmap
+        + optional
     )
+    return event(19, start, end, body)
 
 
-BINLOG = [
-    ev(RotateEvent, 0, 4, next_binlog=FILE, position=4),
-    ev(MariadbGtidEvent, 4, 50, gtid="0-1-1", flags=0),
-    ev(QueryEvent, 50, 100, query="BEGIN"),
-    rows(100, 200, "t", [1, 2]),
-    rows(200, 300, "skipped", [99]),
-    rows(300, 400, "t", [3, 4]),
-    ev(XidEvent, 400, 431),
-    ev(MariadbGtidEvent, 431, 480, gtid="0-1-2", flags=1),  # standalone: DDL
-    ev(QueryEvent, 480, 600, query="ALTER TABLE t ADD c INT"),
-    ev(MariadbGtidEvent, 600, 650, gtid="0-1-3", flags=0),
-    ev(QueryEvent, 650, 700, query="BEGIN"),
-    rows(700, 800, "t", [5, 6, 7]),
-    rows(800, 900, "t", [8]),
-    ev(XidEvent, 900, 931),
-]
+def rows(start, end, table_id, ids):
+    body = struct.pack("<IH", table_id, 0) + struct.pack("<H", 0) + bytes([1, 0b1])
+    for i in ids:
+        body += b"\x00" + struct.pack("<i", i)
+    return event(23, start, end, body)
+
+
+def txn(start, seq, parts):
+    """GTID, BEGIN, (table map + rows) per part, XID; returns (events, end position)."""
+    out, pos = [gtid(start, start + 50, seq), query(start + 50, start + 100, "BEGIN")], start + 100
+    for table_id, table, ids in parts:
+        out += [table_map(pos, pos + 50, table_id, table), rows(pos + 50, pos + 100, table_id, ids)]
+        pos += 100
+    out.append(xid(pos, pos + 31))
+    return out, pos + 31
+
+
+T1, END1 = txn(4, 1, [(10, "t", [1, 2]), (11, "skipped", [99]), (10, "t", [3, 4])])
+DDL = [gtid(END1, END1 + 50, 2, standalone=True), query(END1 + 50, END1 + 120, "ALTER TABLE t")]
+END2 = END1 + 120
+T3, END3 = txn(END2, 3, [(12, "t", [5, 6, 7]), (12, "t", [8])])
+BINLOG = [*T1, *DDL, *T3]
+
+
+def start_of(e: bytes) -> int:
+    _, _, _, size, end, _ = struct.unpack_from("<IBIIIH", e, 1)
+    return end - size
+
+
+def end_of(e: bytes) -> int:
+    return struct.unpack_from("<I", e, 14)[0]
+
+
+class ScriptedConnection:
+    checksum = 0
+
+    def __init__(self, source, events):
+        self.source, self.events = source, events
+
+    def read(self):
+        if not self.events:  # end of the script: end the iteration as a stop() would
+            self.source.stop()
+            return event(27, 0, 0, FILE.encode())  # a heartbeat; the loop returns after it
+        e = self.events.pop(0)
+        if self.source.lose_at and end_of(e) == self.source.lose_at[0]:
+            self.source.lose_at.pop(0)
+            self.events = []
+            raise ConnectionLost("scripted")
+        return e
+
+    def close(self):
+        pass
 
 
 class ScriptedSource(BinlogSource):
@@ -63,9 +114,8 @@ class ScriptedSource(BinlogSource):
     each event whose end position is listed in `lose_at` (once each)."""
 
     def __init__(self, lose_at=()):
-        super().__init__(
-            MysqlSettings(), BinlogPosition(FILE, 4), lambda db, table: table != "skipped"
-        )
+        super().__init__(MysqlSettings(), BinlogPosition(FILE, 4), lambda db, t: t != "skipped")
+        self.is_mariadb = True
         self.lose_at = list(lose_at)
         self.opened_at: list[int] = []
 
@@ -74,20 +124,13 @@ class ScriptedSource(BinlogSource):
         self.opened_at.append(pos)
         self._reset_txn()
         self._file = self._resume.file
-        # the server sends a rotate naming the file, then events from the position
-        self._events = [BINLOG[0]] + [e for e in BINLOG[1:] if e.start >= pos]
-        self._first = self._fetch()
+        self._by_id.clear()
+        events = [rotate(pos)] + [e for e in BINLOG if start_of(e) >= pos]
+        self._conn = ScriptedConnection(self, events)
+        self._first = self._conn.read()
 
-    def _fetch(self):
-        if not self._events:  # end of the script: end the iteration as a stop() would
-            self.stop()
-            return None
-        e = self._events.pop(0)
-        if self.lose_at and e.packet.log_pos == self.lose_at[0]:
-            self.lose_at.pop(0)
-            self._events = []
-            raise _ConnectionLost("scripted")
-        return e
+    def _mariadb_json_columns(self, db, table):
+        return frozenset()
 
 
 def collect(source):
@@ -101,9 +144,9 @@ def collect(source):
 
 
 EXPECTED = [
-    1, 2, 3, 4, ("end", 431, "0-1-1"),
-    ("end", 600, "0-1-2"),
-    5, 6, 7, 8, ("end", 931, "0-1-3"),
+    1, 2, 3, 4, ("end", END1, "0-1-1"),
+    ("end", END2, "0-1-2"),
+    5, 6, 7, 8, ("end", END3, "0-1-3"),
 ]  # fmt: skip
 
 
@@ -111,18 +154,29 @@ def test_rows_grouped_by_transaction_with_boundaries_and_gtids():
     assert collect(ScriptedSource()) == EXPECTED
 
 
+def test_row_changes_carry_schema_key_and_position():
+    changes = [i for i in ScriptedSource() if isinstance(i, RowChange)]
+    first = changes[0]
+    assert (first.schema.db, first.schema.table, first.schema.primary_key) == ("db", "t", ("id",))
+    assert (first.op, first.before, first.file, first.pos, first.gtid) == (
+        "c", None, FILE, 154, "0-1-1",
+    )  # fmt: skip
+
+
 def test_connection_lost_mid_transaction_resumes_at_its_start_without_duplicates():
     # lost after rows 1-2 were emitted (txn 1), and after rows 5-7 were emitted (txn 3)
-    source = ScriptedSource(lose_at=[300, 900])
+    rows_skipped = next(e for e in T1 if b"skipped" in e)
+    rows8 = T3[-2]
+    source = ScriptedSource(lose_at=[end_of(rows_skipped), end_of(rows8)])
     assert collect(source) == EXPECTED
-    assert source.opened_at == [4, 4, 600]  # reopened at the last boundary each time
+    assert source.opened_at == [4, 4, END2]  # reopened at the last boundary each time
     assert source.reconnects == 2
 
 
 def test_connection_lost_right_after_commit_reopens_after_it():
-    source = ScriptedSource(lose_at=[480])
+    source = ScriptedSource(lose_at=[end_of(DDL[0])])
     assert collect(source) == EXPECTED
-    assert source.opened_at == [4, 431]
+    assert source.opened_at == [4, END1]
 
 
 def test_stop_inside_a_transaction_ends_at_its_commit():
@@ -132,4 +186,4 @@ def test_stop_inside_a_transaction_ends_at_its_commit():
         out.append(item.after["id"] if isinstance(item, RowChange) else item.position.pos)
         if out == [1]:
             source.stop()
-    assert out == [1, 2, 3, 4, 431]
+    assert out == [1, 2, 3, 4, END1]

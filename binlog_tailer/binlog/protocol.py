@@ -1,0 +1,103 @@
+"""The replication connection: asks the server for its binlog and reads raw event packets."""
+
+from __future__ import annotations
+
+import struct
+
+import pymysql
+import pymysql.connections
+from pymysqlreplication.gtid import GtidSet
+
+from binlog_tailer.position import BinlogPosition, MariadbGtidPos
+
+COM_BINLOG_DUMP = 0x12
+COM_BINLOG_DUMP_GTID = 0x1E
+LOST_CONNECTION = (2006, 2013)
+
+
+class ConnectionLost(Exception):
+    """The replication connection broke, or the server ended the stream.
+
+    Deliberately not a pymysql error: the caller reopens from a transaction boundary."""
+
+
+class _Connection(pymysql.connections.Connection):
+    def _read_packet(self, packet_type=pymysql.connections.MysqlPacket):  # type: ignore[no-untyped-def]
+        try:
+            return super()._read_packet(packet_type)
+        except pymysql.err.OperationalError as exc:
+            if exc.args and exc.args[0] in LOST_CONNECTION:
+                raise ConnectionLost(str(exc)) from exc
+            raise
+        except (OSError, struct.error) as exc:
+            raise ConnectionLost(str(exc)) from exc
+
+
+class BinlogConnection:
+    """One dump session. `read()` returns each event as bytes: the OK byte, the 19-byte header
+    and the body, without the checksum (`end` tells where the body stops)."""
+
+    def __init__(
+        self,
+        connect_kwargs: dict[str, object],
+        server_id: int,
+        heartbeat_seconds: float,
+        is_mariadb: bool,
+    ) -> None:
+        self.connect_kwargs = connect_kwargs
+        self.server_id = server_id
+        self.heartbeat_seconds = heartbeat_seconds
+        self.is_mariadb = is_mariadb
+        self.checksum = 0  # bytes of checksum at the end of each event
+        self._conn: _Connection | None = None
+
+    def open(self, start: BinlogPosition) -> None:
+        conn = _Connection(**self.connect_kwargs, autocommit=True)  # type: ignore[arg-type]
+        self._conn = conn
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@GLOBAL.binlog_checksum")
+            (checksum,) = cur.fetchone()
+            self.checksum = 0 if str(checksum).upper() == "NONE" else 4
+            cur.execute("SET @master_binlog_checksum = @@GLOBAL.binlog_checksum")
+            cur.execute("SET @source_binlog_checksum = @@GLOBAL.binlog_checksum")
+            # MariaDB: send GTID events as GTID events (not as BEGIN queries)
+            cur.execute("SET @mariadb_slave_capability = 4")
+            cur.execute("SET @master_heartbeat_period = %s", (int(self.heartbeat_seconds * 1e9),))
+            if start.file is None and self.is_mariadb:
+                cur.execute("SET @slave_connect_state = %s", (str(start.gtid),))
+                cur.execute("SET @slave_gtid_strict_mode = 0")
+                cur.execute("SET @slave_gtid_ignore_duplicates = 0")
+        if start.file is not None:
+            assert start.pos is not None
+            payload = struct.pack("<IHI", start.pos, 0, self.server_id) + start.file.encode()
+            conn._execute_command(COM_BINLOG_DUMP, payload)
+        elif self.is_mariadb:
+            assert isinstance(start.gtid, MariadbGtidPos)
+            # the position comes from @slave_connect_state; file and offset are ignored
+            conn._execute_command(COM_BINLOG_DUMP, struct.pack("<IHI", 4, 0, self.server_id))
+        else:
+            gtids = GtidSet(str(start.gtid))
+            payload = (
+                struct.pack("<HII", 0, self.server_id, 0)
+                + struct.pack("<Q", 4)
+                + struct.pack("<I", gtids.encoded_length)
+                + gtids.encoded()
+            )
+            conn._execute_command(COM_BINLOG_DUMP_GTID, payload)
+
+    def read(self) -> bytes:
+        """The next event; raises ConnectionLost, or pymysql errors the server sends."""
+        assert self._conn is not None
+        packet = self._conn._read_packet()
+        data: bytes = packet.get_all_data()
+        if data[0] == 0xFE and len(data) < 9:  # EOF: the server ended the stream
+            raise ConnectionLost("the server ended the binlog stream")
+        return data
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # a broken connection may fail to close; nothing to keep
+                self._conn._force_close()
+            self._conn = None
