@@ -16,9 +16,12 @@ class Column:
     is_json: bool = False  # MariaDB JSON (a LONGTEXT with a json_valid check)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class TableSchema:
-    """A table as the binlog's table map describes it (binlog_row_metadata=FULL)."""
+    """A table as the binlog's table map describes it (binlog_row_metadata=FULL).
+
+    Compared and hashed by identity: one object per parsed table map, used as a cache key on
+    the hot path (hashing its columns for every row cost more than the lookups saved)."""
 
     db: str
     table: str

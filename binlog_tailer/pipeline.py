@@ -30,7 +30,10 @@ class Publisher(Protocol):
 
 
 class Pipeline:
-    POLL_EVERY = 500  # rows between delivery-report polls inside a large transaction
+    # Delivery reports are served every POLL_EVERY items (rows and transaction ends), at least
+    # every POLL_INTERVAL seconds while items flow, and at every idle tick (server heartbeat).
+    POLL_EVERY = 256
+    POLL_INTERVAL = 0.05
 
     def __init__(
         self,
@@ -68,18 +71,23 @@ class Pipeline:
         self._drain(report=True)
 
     def _loop(self) -> None:
-        since_poll = 0
+        since_poll, last_poll = 0, time.monotonic()
+        issue, publish, boundary = self.tracker.issue, self._publish, self.tracker.boundary
         for item in self.source:
-            if isinstance(item, RowChange):
-                self.rows += 1
-                for record in self._map(item):
-                    self._publish(record, self.tracker.issue())
+            if item is not None:
+                if isinstance(item, RowChange):
+                    self.rows += 1
+                    for record in self._map(item):
+                        publish(record, issue())
+                else:
+                    boundary(item.position)
                 since_poll += 1
-                if since_poll < self.POLL_EVERY:
+                if (
+                    since_poll < self.POLL_EVERY
+                    and time.monotonic() - last_poll < self.POLL_INTERVAL
+                ):
                     continue
-            elif isinstance(item, TxnEnd):
-                self.tracker.boundary(item.position)
-            since_poll = 0
+            since_poll, last_poll = 0, time.monotonic()
             self._poll(0)
             self._maybe_save()
 

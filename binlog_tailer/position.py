@@ -42,6 +42,8 @@ class MariadbGtidPos:
         return cls(tuple(sorted((d, s, n) for d, (s, n) in out.items())))
 
     def with_gtid(self, domain: int, server: int, seq: int) -> MariadbGtidPos:
+        if len(self.domains) == 1 and self.domains[0][0] == domain:  # the common case
+            return MariadbGtidPos(((domain, server, seq),))
         rest = tuple(d for d in self.domains if d[0] != domain)
         return MariadbGtidPos(tuple(sorted((*rest, (domain, server, seq)))))
 

@@ -78,9 +78,15 @@ def _text(v: Any) -> str | None:
     return str(v)
 
 
+_EPOCH = dt.datetime(1970, 1, 1)
+_MS = dt.timedelta(milliseconds=1)
+
+
 def _epoch_ms(v: Any) -> int | None:
     if isinstance(v, dt.datetime):
-        return int(v.replace(tzinfo=v.tzinfo or dt.UTC).timestamp() * 1000)
+        if v.tzinfo is not None:
+            return int(v.timestamp() * 1000)
+        return (v - _EPOCH) // _MS  # a naive DATETIME/TIMESTAMP: UTC
     if isinstance(v, int | float):
         return int(v)
     return None

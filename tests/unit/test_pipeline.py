@@ -68,6 +68,7 @@ def build(items, fail=()):
     pub = MemoryPublisher(tracker, fail)
     store = MemoryStore()
     p = Pipeline(items, EnvelopeMapper(EnvelopeOptions()), pub, tracker, store, 0.0)
+    p.POLL_EVERY = 1  # serve delivery reports after every item: each boundary is observable
     return p, pub, store
 
 
@@ -151,3 +152,11 @@ def test_without_dead_letters_a_rejected_record_stops_the_pipeline():
     with pytest.raises(RecordRejected):
         p.run()
     assert store.saved == []
+
+
+def test_delivery_reports_are_batched_but_an_idle_tick_serves_them():
+    p, _, store = build([row(1), end(200), row(2), end(300), None])
+    p.POLL_EVERY = 1000
+    p.POLL_INTERVAL = 3600
+    p.run()
+    assert [s.pos for s in store.saved] == [300]  # one save, at the idle tick
