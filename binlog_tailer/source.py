@@ -83,6 +83,7 @@ class BinlogSource:
         self._file: str | None = start.file
         self._gtid_state: GtidState | None = start.gtid
         self._txn_gtid: str | None = None
+        self._txn_mariadb_gtid: tuple[int, int, int] | None = None  # (domain, server, seq)
         self._in_txn = False
         self._emitted_in_txn = 0  # rows of the current transaction already yielded
         self._skip = 0  # rows to skip after reopening inside a transaction
@@ -187,6 +188,7 @@ class BinlogSource:
     # ------------------------------------------------------------------ events
     def _reset_txn(self) -> None:
         self._txn_gtid = None
+        self._txn_mariadb_gtid = None
         self._in_txn = False
         self._emitted_in_txn = 0
 
@@ -219,7 +221,9 @@ class BinlogSource:
             elif etype == MARIADB_GTID:
                 seq, domain, flags = _MARIADB_GTID(data, 20)
                 self._reset_txn()
-                self._txn_gtid = f"{domain}-{_U32(data, 6)[0]}-{seq}"
+                server = _U32(data, 6)[0]
+                self._txn_gtid = f"{domain}-{server}-{seq}"
+                self._txn_mariadb_gtid = (domain, server, seq)
                 self._in_txn = not flags & MARIADB_FL_STANDALONE
             elif etype in (MYSQL_GTID, MYSQL_ANONYMOUS_GTID):
                 self._reset_txn()
@@ -339,8 +343,12 @@ class BinlogSource:
             log.debug("could not read the GTID list event", exc_info=True)
 
     def _commit(self, end_pos: int) -> TxnEnd:
-        gtid = self._txn_gtid
-        if gtid is not None:
+        gtid, mariadb = self._txn_gtid, self._txn_mariadb_gtid
+        if mariadb is not None:
+            state = self._gtid_state
+            base = state if isinstance(state, MariadbGtidPos) else MariadbGtidPos()
+            self._gtid_state = base.with_gtid(*mariadb)
+        elif gtid is not None:
             self._gtid_state = _advance(self._gtid_state, gtid)
         assert self._file is not None, "a commit before any rotate event"
         self._resume = BinlogPosition(self._file, end_pos, self._gtid_state)
