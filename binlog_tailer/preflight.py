@@ -65,7 +65,14 @@ def _server_checks(
     out.append(
         Finding(True, f"connected to {'MariaDB' if info.is_mariadb else 'MySQL'} {info.version}")
     )
-    vars_ = variables(conn, *EXPECTED, "server_id", "binlog_transaction_compression")
+    vars_ = variables(
+        conn,
+        *EXPECTED,
+        "server_id",
+        "binlog_transaction_compression",
+        "log_bin_compress",
+        "binlog_row_value_options",
+    )
     for name, (want, fix) in EXPECTED.items():
         have = vars_.get(name)
         if have is None:
@@ -99,6 +106,23 @@ def _server_checks(
                 if ok
                 else "[mysqld] binlog_transaction_compression=OFF: compressed "
                 "transaction payloads cannot be decoded",
+            )
+        )
+    if (vars_.get("log_bin_compress") or "OFF").upper() == "ON":
+        out.append(
+            Finding(
+                False,
+                "log_bin_compress = ON (need OFF)",
+                "[mysqld] log_bin_compress=OFF: compressed events cannot be decoded",
+            )
+        )
+    if "PARTIAL_JSON" in (vars_.get("binlog_row_value_options") or "").upper():
+        out.append(
+            Finding(
+                False,
+                "binlog_row_value_options = PARTIAL_JSON (need empty)",
+                "[mysqld] binlog_row_value_options='': partial JSON updates carry"
+                " diffs, not values",
             )
         )
     out.append(_grants(conn))

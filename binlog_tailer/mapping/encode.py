@@ -1,4 +1,4 @@
-"""MySQL column values (as pymysqlreplication decodes them) to JSON-ready values.
+"""MySQL column values (as binlog_tailer.binlog.rows decodes them) to JSON-ready values.
 
 The mapping, per column type (see README "Types"):
 
@@ -14,8 +14,8 @@ The mapping, per column type (see README "Types"):
 - SET: an array of the members present, in definition order
 - JSON: the JSON value itself (MySQL binary JSON; MariaDB JSON columns, detected from their
   ``json_valid`` check, are parsed from their text)
-- NULL: null. A zero date (``0000-00-00``) cannot be told from NULL by the binlog decoder and
-  arrives as null too.
+- NULL: null. A zero date (``0000-00-00``) or zero TIMESTAMP has no ISO-8601 form and arrives
+  as null too.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def _datetime(v: Any) -> Any:
 
 
 def _timestamp(v: Any) -> Any:
-    # pymysqlreplication decodes TIMESTAMP with utcfromtimestamp: a naive UTC datetime.
+    # the binlog reader decodes TIMESTAMP to a naive UTC datetime
     return v.isoformat() + "Z" if isinstance(v, dt.datetime) else v
 
 
