@@ -23,12 +23,12 @@ import json
 import logging
 import re
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 from binlog_tailer.errors import MappingError
 from binlog_tailer.mapping.encode import dumps
 from binlog_tailer.model import Record, RowChange, TableSchema
+from binlog_tailer.settings import OutboxSettings
 
 log = logging.getLogger(__name__)
 
@@ -45,23 +45,6 @@ class BadRecord(MappingError):
         self.reason = reason  # a short code: missing_value, invalid_json, topic_not_allowed, ...
         self.original = original
         self.event_id = event_id
-
-
-@dataclass(frozen=True)
-class OutboxOptions:
-    id_column: str = "id"
-    aggregate_type_column: str = "aggregate_type"
-    aggregate_id_column: str = "aggregate_id"
-    event_type_column: str = "event_type"
-    payload_column: str = "payload"
-    timestamp_column: str | None = "created_at"
-    shard_key_column: str | None = None
-    header_columns: tuple[str, ...] = ()
-    topic_template: str = "outbox.event.{aggregate_type}"
-    allowed_topics: frozenset[str] = field(default_factory=frozenset)
-    payload_format: str = "json"
-    envelope: bool = False
-    on_update: str = "warn"
 
 
 def _text(v: Any) -> str | None:
@@ -93,8 +76,9 @@ def _epoch_ms(v: Any) -> int | None:
 
 
 class OutboxMapper:
-    def __init__(self, options: OutboxOptions) -> None:
+    def __init__(self, options: OutboxSettings) -> None:
         self.o = options
+        self._allowed = frozenset(options.allowed_topics)
         self._checked: set[TableSchema] = set()
         self.updates_seen = 0
 
@@ -166,7 +150,7 @@ class OutboxMapper:
                 "invalid_topic", f"event {event_id} routes to {topic!r}, not a valid topic name",
                 payload, event_id,
             )  # fmt: skip
-        if o.allowed_topics and topic not in o.allowed_topics:
+        if self._allowed and topic not in self._allowed:
             raise BadRecord(
                 "topic_not_allowed",
                 f"event {event_id} routes to topic {topic!r}, which is not in"

@@ -89,28 +89,29 @@ def expected_from_select(name: str, v):
     return v
 
 
-def test_every_type_matches_select(stack: Stack, database: str, tailer: Tailer):
-    with (
-        stack.admin(database, init_command="SET time_zone = '+00:00'") as conn,
-        conn.cursor() as cur,
-    ):
-        cur.execute(DDL)
+def _roundtrip(stack: Stack, database: str, tailer: Tailer, ddl: str, table: str, rows: list):
+    """Create `table`, insert `rows` while the tailer runs; (events' after images, SELECT rows)."""
+
+    def session():
+        return stack.admin(database, init_command="SET time_zone = '+00:00'")  # UTC session
+
+    with session() as conn, conn.cursor() as cur:
+        cur.execute(ddl)
     tailer.start()
-    with (
-        stack.admin(database, init_command="SET time_zone = '+00:00'") as conn,
-        conn.cursor() as cur,
-    ):
-        placeholders = ",".join(["%s"] * 31)
-        cur.executemany(f"INSERT INTO everything VALUES ({placeholders})", ROWS)
-        cur.execute("SELECT * FROM everything ORDER BY id")
+    with session() as conn, conn.cursor() as cur:
+        cur.executemany(f"INSERT INTO {table} VALUES ({','.join(['%s'] * len(rows[0]))})", rows)
+        cur.execute(f"SELECT * FROM {table} ORDER BY id")
         names = [d[0] for d in cur.description]
         selected = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     file, pos, _ = master_position(stack)
     tailer.wait_checkpoint_at_least(file, pos)
     assert tailer.stop() == 0
+    msgs = consume(stack.kafka_bootstrap, [tailer.topic(database, table)], expect=len(rows))
+    return [json.loads(m.value())["after"] for m in msgs], selected
 
-    msgs = consume(stack.kafka_bootstrap, [tailer.topic(database, "everything")], expect=2)
-    events = [json.loads(m.value())["after"] for m in msgs]
+
+def test_every_type_matches_select(stack: Stack, database: str, tailer: Tailer):
+    events, selected = _roundtrip(stack, database, tailer, DDL, "everything", ROWS)
     assert [e["id"] for e in events] == [1, 2]
     for event, row in zip(events, selected, strict=True):
         assert set(event) == set(row)
@@ -152,26 +153,7 @@ EDGE_ROWS = [
 
 
 def test_edge_values_of_binary_formats_match_select(stack: Stack, database: str, tailer: Tailer):
-    with (
-        stack.admin(database, init_command="SET time_zone = '+00:00'") as conn,
-        conn.cursor() as cur,
-    ):
-        cur.execute(EDGE_DDL)
-    tailer.start()
-    with (
-        stack.admin(database, init_command="SET time_zone = '+00:00'") as conn,
-        conn.cursor() as cur,
-    ):
-        cur.executemany(f"INSERT INTO edges VALUES ({','.join(['%s'] * 24)})", EDGE_ROWS)
-        cur.execute("SELECT * FROM edges ORDER BY id")
-        names = [d[0] for d in cur.description]
-        selected = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-    file, pos, _ = master_position(stack)
-    tailer.wait_checkpoint_at_least(file, pos)
-    assert tailer.stop() == 0
-
-    msgs = consume(stack.kafka_bootstrap, [tailer.topic(database, "edges")], expect=2)
-    events = [json.loads(m.value())["after"] for m in msgs]
+    events, selected = _roundtrip(stack, database, tailer, EDGE_DDL, "edges", EDGE_ROWS)
     for event, row in zip(events, selected, strict=True):
         for name, value in row.items():
             if name in ("bit1", "bit64"):

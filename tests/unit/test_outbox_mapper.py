@@ -7,8 +7,9 @@ from pymysqlreplication.constants import FIELD_TYPE
 
 from binlog_tailer.errors import MappingError
 from binlog_tailer.mapping.dead_letter import DeadLetters
-from binlog_tailer.mapping.outbox import BadRecord, OutboxMapper, OutboxOptions
+from binlog_tailer.mapping.outbox import BadRecord, OutboxMapper
 from binlog_tailer.model import Column, RowChange, TableSchema
+from binlog_tailer.settings import OutboxSettings
 
 COLS = ("id", "aggregate_type", "aggregate_id", "event_type", "payload", "created_at", "tenant")
 SCHEMA = TableSchema("shop", "outbox", tuple(Column(c, FIELD_TYPE.VARCHAR) for c in COLS), ("id",))
@@ -34,7 +35,7 @@ def insert(values, op="c", schema=SCHEMA):
 
 
 def test_insert_becomes_one_routed_keyed_event_with_headers():
-    (rec,) = OutboxMapper(OutboxOptions(header_columns=("tenant",))).map(insert(row()))
+    (rec,) = OutboxMapper(OutboxSettings(header_columns=["tenant"])).map(insert(row()))
     assert rec.topic == "outbox.event.order"
     assert rec.key == b"42"
     assert rec.value == b'{"total": "9.90"}'  # as stored
@@ -51,7 +52,7 @@ def test_insert_becomes_one_routed_keyed_event_with_headers():
 
 def test_binary_uuid_ids_mysql_json_payloads_and_envelope():
     eid = uuid.uuid4()
-    m = OutboxMapper(OutboxOptions(envelope=True, topic_template="{aggregate_type}.{event_type}"))
+    m = OutboxMapper(OutboxSettings(envelope=True, topic_template="{aggregate_type}.{event_type}"))
     (rec,) = m.map(insert(row(id=eid.bytes, payload={"total": 1})))
     assert rec.topic == "order.OrderPlaced"
     assert dict(rec.headers)["event_id"] == str(eid)
@@ -61,30 +62,30 @@ def test_binary_uuid_ids_mysql_json_payloads_and_envelope():
 
 
 def test_shard_key_overrides_the_key_and_null_payload_is_a_tombstone():
-    m = OutboxMapper(OutboxOptions(shard_key_column="tenant"))
+    m = OutboxMapper(OutboxSettings(shard_key_column="tenant"))
     (rec,) = m.map(insert(row(payload=None)))
     assert rec.key == b"acme" and rec.value is None
 
 
 def test_deletes_are_ignored_and_updates_follow_the_setting(caplog):
-    assert OutboxMapper(OutboxOptions()).map(insert(row(), op="d")) == []
-    m = OutboxMapper(OutboxOptions())
+    assert OutboxMapper(OutboxSettings()).map(insert(row(), op="d")) == []
+    m = OutboxMapper(OutboxSettings())
     assert m.map(insert(row(), op="u")) == [] and m.updates_seen == 1
     assert "UPDATE of an outbox row" in caplog.text
-    assert OutboxMapper(OutboxOptions(on_update="ignore")).map(insert(row(), op="u")) == []
+    assert OutboxMapper(OutboxSettings(on_update="ignore")).map(insert(row(), op="u")) == []
     with pytest.raises(MappingError, match="must only be inserted"):
-        OutboxMapper(OutboxOptions(on_update="error")).map(insert(row(), op="u"))
+        OutboxMapper(OutboxSettings(on_update="error")).map(insert(row(), op="u"))
 
 
 @pytest.mark.parametrize(
     ("values", "options", "reason"),
     [
-        (row(payload="{oops"), OutboxOptions(), "invalid_json"),
-        (row(aggregate_id=None), OutboxOptions(), "missing_value"),
-        (row(aggregate_type="a b"), OutboxOptions(), "invalid_topic"),
+        (row(payload="{oops"), OutboxSettings(), "invalid_json"),
+        (row(aggregate_id=None), OutboxSettings(), "missing_value"),
+        (row(aggregate_type="a b"), OutboxSettings(), "invalid_topic"),
         (
             row(),
-            OutboxOptions(allowed_topics=frozenset({"outbox.event.user"})),
+            OutboxSettings(allowed_topics=["outbox.event.user"]),
             "topic_not_allowed",
         ),
     ],
@@ -98,14 +99,14 @@ def test_bad_rows_carry_reason_original_bytes_and_event_id(values, options, reas
 
 
 def test_raw_payload_format_skips_json_check():
-    (rec,) = OutboxMapper(OutboxOptions(payload_format="raw")).map(insert(row(payload="{oops")))
+    (rec,) = OutboxMapper(OutboxSettings(payload_format="raw")).map(insert(row(payload="{oops")))
     assert rec.value == b"{oops"
 
 
 def test_a_table_without_the_configured_columns_is_a_shape_error():
     schema = TableSchema("shop", "outbox", (Column("id", FIELD_TYPE.VARCHAR),), ("id",))
     with pytest.raises(MappingError, match="has no column") as info:
-        OutboxMapper(OutboxOptions()).map(insert({"id": "x"}, schema=schema))
+        OutboxMapper(OutboxSettings()).map(insert({"id": "x"}, schema=schema))
     assert not isinstance(info.value, BadRecord)
 
 
