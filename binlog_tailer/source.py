@@ -271,15 +271,6 @@ class BinlogSource:
         tm = self._table_maps.get(raw)
         if tm is None:
             tm = parse_table_map(data, 20, end, self.is_mariadb)
-            json_cols = self._mariadb_json_columns(tm.db, tm.table)
-            if json_cols:
-                tm.schema = dataclasses.replace(
-                    tm.schema,
-                    columns=tuple(
-                        dataclasses.replace(c, is_json=c.name in json_cols)
-                        for c in tm.schema.columns
-                    ),
-                )
             if len(self._table_maps) > 10_000:  # many distinct tables: bound the cache
                 self._table_maps.clear()
             self._table_maps[raw] = tm
@@ -295,6 +286,8 @@ class BinlogSource:
             )
         if not self._filter(tm.db, tm.table):
             return
+        if tm.readers is None:  # the first rows of a captured table under this table map
+            self._prepare(tm)
         off = 28
         if etype >= WRITE_V2:  # v2 post-header: extra data with its own 2-byte length
             off += struct.unpack_from("<H", data, 28)[0]
@@ -318,6 +311,17 @@ class BinlogSource:
                 before, after = image, None
             self._emitted_in_txn += 1
             yield RowChange(schema, op, before, after, file, start, i, gtid, server_id, ts_ms)
+
+    def _prepare(self, tm: TableMap) -> None:
+        tm.prepare()
+        json_cols = self._mariadb_json_columns(tm.db, tm.table)
+        if json_cols:
+            tm.schema = dataclasses.replace(
+                tm.schema,
+                columns=tuple(
+                    dataclasses.replace(c, is_json=c.name in json_cols) for c in tm.schema.columns
+                ),
+            )
 
     def _seed_gtid(self, data: bytes, etype: int) -> None:
         try:

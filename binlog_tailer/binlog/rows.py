@@ -79,23 +79,36 @@ class ColumnDef:
 
 
 class TableMap:
-    """One table as a TABLE_MAP event describes it, with the readers for its rows."""
+    """One table as a TABLE_MAP event describes it, with the readers for its rows.
 
-    __slots__ = ("columns", "db", "readers", "schema", "table", "table_id")
+    The readers are built by `prepare()`, the first time a row of a captured table is
+    decoded: a table nobody captures costs its parse only, whatever its column types."""
+
+    __slots__ = ("columns", "db", "named", "readers", "schema", "table", "table_id")
 
     def __init__(self, table_id: int, db: str, table: str, columns: list[ColumnDef],
-                 primary_key: tuple[str, ...]) -> None:  # fmt: skip
+                 primary_key: tuple[str, ...], named: bool) -> None:  # fmt: skip
         self.table_id = table_id
         self.db = db
         self.table = table
         self.columns = columns
-        self.readers: list[Reader] = [_reader(c) for c in columns]
+        self.named = named
+        self.readers: list[Reader] | None = None
         self.schema = TableSchema(
             db=db,
             table=table,
             columns=tuple(Column(c.name, c.real_type, c.set_values) for c in columns),
             primary_key=primary_key,
         )
+
+    def prepare(self) -> None:
+        if not self.named:
+            raise SourceError(
+                f"the binlog has no column names for {self.db}.{self.table}: set"
+                " binlog_row_metadata=FULL on the server (MySQL 8.0.14+, MariaDB 10.5+); names"
+                " read from today's schema could be wrong for older rows"
+            )
+        self.readers = [_reader(c) for c in self.columns]
 
 
 # ------------------------------------------------------------------ table map
@@ -167,16 +180,10 @@ def parse_table_map(data: bytes, off: int, end: int, is_mariadb: bool) -> TableM
                 _, pos = lenenc(value, pos)
                 keys.append(i)
             primary_key = tuple(columns[i].name for i in keys)
-    if not named:
-        raise SourceError(
-            f"the binlog has no column names for {db}.{table}: set binlog_row_metadata=FULL on"
-            " the server (MySQL 8.0.14+, MariaDB 10.5+); names read from today's schema could"
-            " be wrong for older rows"
-        )
     if primary_key:  # names were resolved before COLUMN_NAME may have been read
         index = {f"col{c.index}": c.name for c in columns}
         primary_key = tuple(index.get(k, k) for k in primary_key)
-    return TableMap(table_id, db, table, columns, primary_key)
+    return TableMap(table_id, db, table, columns, primary_key, named)
 
 
 def _read_meta(c: ColumnDef, data: bytes, off: int) -> int:
@@ -494,6 +501,7 @@ def _image(tm: TableMap, data: bytes, off: int, present: tuple[int, ...]) -> tup
     off += nbytes
     row: dict[str, Any] = {}
     columns, readers = tm.columns, tm.readers
+    assert readers is not None, "TableMap.prepare() first"
     for j, i in enumerate(present):
         if nulls[j >> 3] & (1 << (j & 7)):
             row[columns[i].name] = None

@@ -37,9 +37,9 @@ def xid(start, end):
     return event(16, start, end, struct.pack("<Q", 7))
 
 
-def table_map(start, end, table_id, table):
+def table_map(start, end, table_id, table, named=True):
     name = b"id"
-    optional = bytes([4, len(name) + 1, len(name)]) + name  # COLUMN_NAME
+    optional = bytes([4, len(name) + 1, len(name)]) + name if named else b""  # COLUMN_NAME
     optional += bytes([8, 1, 0])  # SIMPLE_PRIMARY_KEY: column 0
     body = (
         struct.pack("<IHH", table_id, 0, 0)  # 6-byte table id, flags
@@ -63,10 +63,13 @@ def rows(start, end, table_id, ids):
 
 
 def txn(start, seq, parts):
-    """GTID, BEGIN, (table map + rows) per part, XID; returns (events, end position)."""
+    """GTID, BEGIN, (table map + rows) per part, XID; returns (events, end position).
+
+    Tables named "skipped" (not captured) come without column names in their table map."""
     out, pos = [gtid(start, start + 50, seq), query(start + 50, start + 100, "BEGIN")], start + 100
     for table_id, table, ids in parts:
-        out += [table_map(pos, pos + 50, table_id, table), rows(pos + 50, pos + 100, table_id, ids)]
+        tm = table_map(pos, pos + 50, table_id, table, named=table != "skipped")
+        out += [tm, rows(pos + 50, pos + 100, table_id, ids)]
         pos += 100
     out.append(xid(pos, pos + 31))
     return out, pos + 31
@@ -187,3 +190,14 @@ def test_stop_inside_a_transaction_ends_at_its_commit():
         if out == [1]:
             source.stop()
     assert out == [1, 2, 3, 4, END1]
+
+
+def test_a_captured_table_without_column_names_is_a_clear_error():
+    import pytest
+
+    from binlog_tailer.errors import SourceError
+
+    source = ScriptedSource()
+    source._filter = lambda db, t: True  # now the unnamed table is captured too
+    with pytest.raises(SourceError, match="binlog_row_metadata=FULL"):
+        collect(source)
