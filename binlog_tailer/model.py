@@ -16,6 +16,11 @@ class Column:
     is_json: bool = False  # MariaDB JSON (a LONGTEXT with a json_valid check)
 
 
+# Caches keyed by TableSchema are cleared past this size: a new table map (the binlog reader
+# re-parses after its own cache is cleared) makes a new schema object, so they would grow.
+SCHEMA_CACHE_LIMIT = 10_000
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class TableSchema:
     """A table as the binlog's table map describes it (binlog_row_metadata=FULL).

@@ -30,7 +30,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 from binlog_tailer.binlog.protocol import BinlogConnection, ConnectionLost
 from binlog_tailer.binlog.rows import TableMap, decode_rows, parse_table_map
 from binlog_tailer.errors import PositionNotFound, SourceError, SourceUnavailable
-from binlog_tailer.model import RowChange, TxnEnd
+from binlog_tailer.model import SCHEMA_CACHE_LIMIT, RowChange, TxnEnd
 from binlog_tailer.position import BinlogPosition, GtidState, MariadbGtidPos, MysqlGtidSet
 from binlog_tailer.server import connect, connection_kwargs, server_info, translate
 from binlog_tailer.settings import MysqlSettings
@@ -271,7 +271,7 @@ class BinlogSource:
         tm = self._table_maps.get(raw)
         if tm is None:
             tm = parse_table_map(data, 20, end, self.is_mariadb)
-            if len(self._table_maps) > 10_000:  # many distinct tables: bound the cache
+            if len(self._table_maps) > SCHEMA_CACHE_LIMIT:  # many distinct tables: bound it
                 self._table_maps.clear()
             self._table_maps[raw] = tm
         self._by_id[tm.table_id] = tm

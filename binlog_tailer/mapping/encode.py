@@ -29,7 +29,7 @@ from typing import Any
 
 from pymysqlreplication.constants import FIELD_TYPE
 
-from binlog_tailer.model import Column, TableSchema
+from binlog_tailer.model import SCHEMA_CACHE_LIMIT, Column, TableSchema
 
 Converter = Callable[[Any], Any]
 
@@ -155,6 +155,8 @@ class RowEncoder:
         plan = self._cache.get(schema)
         if plan is None:
             plan = tuple((c.name, converter_for(c)) for c in schema.columns)
+            if len(self._cache) > SCHEMA_CACHE_LIMIT:
+                self._cache.clear()
             self._cache[schema] = plan
         out = {}
         for name, convert in plan:

@@ -27,7 +27,7 @@ from typing import Any
 
 from binlog_tailer.errors import MappingError
 from binlog_tailer.mapping.encode import dumps
-from binlog_tailer.model import Record, RowChange, TableSchema
+from binlog_tailer.model import SCHEMA_CACHE_LIMIT, Record, RowChange, TableSchema
 from binlog_tailer.settings import OutboxSettings
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,8 @@ class OutboxMapper:
                 f" (it has {', '.join(sorted(names))}); set the outbox.*_column settings to"
                 " its column names"
             )
+        if len(self._checked) > SCHEMA_CACHE_LIMIT:
+            self._checked.clear()
         self._checked.add(schema)
 
     def map(self, change: RowChange) -> list[Record]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from binlog_tailer.mapping import Mapper
-from binlog_tailer.model import Record, RowChange, TableSchema
+from binlog_tailer.model import SCHEMA_CACHE_LIMIT, Record, RowChange, TableSchema
 
 
 class RoutingMapper:
@@ -22,5 +22,7 @@ class RoutingMapper:
         if mapper is None:
             s = change.schema
             mapper = self._outbox if self._outbox and self._is_outbox(s.db, s.table) else self._data
+            if len(self._choice) > SCHEMA_CACHE_LIMIT:
+                self._choice.clear()
             self._choice[change.schema] = mapper
         return mapper.map(change)
