@@ -2,7 +2,7 @@
 # Every value can be overridden from the environment.
 BT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 : "${BT_STACK_DIR:=$BT_ROOT/.stack}"                    # data, logs, pid files
-: "${BT_CACHE_DIR:=${XDG_CACHE_HOME:-$HOME/.cache}/binlog-tailer}"  # resolved Kafka jars
+: "${BT_CACHE_DIR:=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/binlog-tailer}"  # resolved jars
 : "${BT_MYSQL_PORT:=13306}"
 : "${BT_KAFKA_PORT:=19092}"
 : "${BT_KAFKA_CONTROLLER_PORT:=19093}"
