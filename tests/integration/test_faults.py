@@ -21,6 +21,15 @@ def _ids_and_sources(stack: Stack, topic: str):
     return out
 
 
+def _under_load(stack: Stack, database: str, tailer: Tailer, **writer_options) -> Writer:
+    """The tailer streaming while a Writer inserts continuously into a fresh `events` table."""
+    Writer.create_table(stack, database)
+    tailer.start()
+    writer = Writer(stack, database, **writer_options)
+    writer.start()
+    return writer
+
+
 def _finish(stack: Stack, tailer: Tailer, writer: Writer) -> list[int]:
     committed = writer.finish()
     file, pos, _ = master_position(stack)
@@ -32,10 +41,7 @@ def _finish(stack: Stack, tailer: Tailer, writer: Writer) -> list[int]:
 def test_clean_stop_and_restart_under_load_loses_and_duplicates_nothing(
     stack: Stack, database: str, tailer: Tailer
 ):
-    Writer.create_table(stack, database)
-    tailer.start()
-    writer = Writer(stack, database, max_rows=6000)
-    writer.start()
+    writer = _under_load(stack, database, tailer, max_rows=6000)
     for round_ in range(3):
         writer.wait_rows(1000 * (round_ + 1))
         assert tailer.stop() == 0, tailer.log()
@@ -49,10 +55,7 @@ def test_clean_stop_and_restart_under_load_loses_and_duplicates_nothing(
 
 
 def test_kill_9_at_random_moments_loses_nothing(stack: Stack, database: str, tailer: Tailer):
-    Writer.create_table(stack, database)
-    tailer.start()
-    writer = Writer(stack, database, max_rows=12_000, pause=0.002)
-    writer.start()
+    writer = _under_load(stack, database, tailer, max_rows=12_000, pause=0.002)
     rng = random.Random(42)
     checkpoints_at_restart = []
     for target in sorted(rng.sample(range(500, 10_000), 4)):
@@ -79,10 +82,7 @@ def test_kill_9_at_random_moments_loses_nothing(stack: Stack, database: str, tai
 def test_lost_mysql_connection_resumes_without_loss_or_replay(
     stack: Stack, database: str, tailer: Tailer
 ):
-    Writer.create_table(stack, database)
-    tailer.start()
-    writer = Writer(stack, database, max_rows=8000)
-    writer.start()
+    writer = _under_load(stack, database, tailer, max_rows=8000)
     killed = 0
     for target in (1500, 3000, 4500):
         writer.wait_rows(target)
