@@ -8,7 +8,8 @@ Workloads (outbox-shaped rows of about 300 bytes, loaded *before* the connector 
 - ``latency``: a fixed offered load (single-row transactions) while the connector runs;
   latency = broker append time (a LogAppendTime topic) - commit time (``created_at``
   DATETIME(6) = NOW(6) in the inserting statement), p50 / p99 / max.
-- the raw ceiling: ``mariadb-binlog --read-from-remote-server --raw`` over the same binlog.
+- the raw ceiling: the server's own binlog client (``mariadb-binlog`` or ``mysqlbinlog``)
+  with ``--read-from-remote-server --raw`` over the same binlog.
 
 binlog-tailer runs in outbox mode; Debezium runs its MariaDB connector with its outbox
 EventRouter (Kafka Connect standalone, JSON converter without schemas). One connector runs at
@@ -43,6 +44,7 @@ from pymysql.constants import CLIENT
 
 import binlog_tailer
 from binlog_tailer.outbox import new_event_id, outbox_ddl
+from binlog_tailer.server import latest_position, server_info
 
 ROOT = Path(__file__).resolve().parents[1]
 PAD = "x" * 170  # makes a row about 300 bytes in the binlog
@@ -76,10 +78,23 @@ class Env:
 
 
 def master_position(env: Env) -> tuple[str, int]:
-    with env.admin() as c, c.cursor() as cur:
-        cur.execute("SHOW MASTER STATUS")
-        f, p = cur.fetchone()[:2]
-    return f, int(p)
+    with env.admin() as c:
+        end = latest_position(c)
+    assert end.file is not None and end.pos is not None
+    return end.file, end.pos
+
+
+def is_mariadb(env: Env) -> bool:
+    with env.admin() as c:
+        return server_info(c).is_mariadb
+
+
+def binlog_client(env: Env) -> tuple[str, str]:
+    """(name, program) of the server's own binlog client: the raw ceiling reads with it."""
+    if is_mariadb(env):
+        return "mariadb-binlog", "mariadb-binlog"
+    stack = os.environ.get("BT_STACK_DIR", ".stack")
+    return "mysqlbinlog", os.path.join(stack, "mysql", "bin", "mysqlbinlog")
 
 
 # ---------------------------------------------------------------- load
@@ -458,10 +473,11 @@ def raw_ceiling(env: Env, name: str, rows: int, start, end, workdir: Path) -> Re
         cur.execute("SHOW BINARY LOGS")
         names = [r[0] for r in cur.fetchall()]
     files = names[names.index(start[0]) : names.index(end[0]) + 1] if files is None else files
+    client, program = binlog_client(env)
     t0 = time.monotonic()
     subprocess.run(
         [
-            "mariadb-binlog",
+            program,
             "--read-from-remote-server",
             "--raw",
             "--host=127.0.0.1",
@@ -479,7 +495,7 @@ def raw_ceiling(env: Env, name: str, rows: int, start, end, workdir: Path) -> Re
     shutil.rmtree(out)
     return Result(
         name,
-        "raw binlog (mariadb-binlog)",
+        f"raw binlog ({client})",
         rows,
         seconds=seconds,
         rows_per_s=rows / seconds,

@@ -12,6 +12,7 @@ a transaction.
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass, field
 
 from binlog_tailer.errors import ConfigError
@@ -20,6 +21,8 @@ _MARIADB_GTID = re.compile(r"^(\d+)-(\d+)-(\d+)$")
 _UUID = re.compile(
     r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 )
+_GNO_END = (1 << 63) - 1  # MySQL's GNO_END: a GNO is below it
+_TAG = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,31}$")  # MySQL 8.3+ GTID tag; stored lowercase
 
 
 @dataclass(frozen=True)
@@ -53,44 +56,162 @@ class MariadbGtidPos:
 
 @dataclass(frozen=True)
 class MysqlGtidSet:
-    """Executed MySQL GTIDs: {uuid: ((start, end), ...)} with inclusive, merged intervals."""
+    """Executed MySQL GTIDs: {tsid: ((start, end), ...)} with inclusive, merged intervals.
+
+    A TSID is ``uuid`` or, for tagged GTIDs (MySQL 8.3+), ``uuid:tag``; entries are sorted by
+    (uuid, tag), the order MySQL uses for both the text and the binary form.
+    """
 
     sets: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = ()
 
     @classmethod
     def parse(cls, text: str) -> MysqlGtidSet:
+        """Parse ``uuid:1-5:7[:tag:1-3...][,uuid2:...]``: intervals after a tag belong to it."""
         out: dict[str, list[tuple[int, int]]] = {}
         for part in filter(None, (p.strip() for p in text.replace("\n", "").split(","))):
-            uuid, *ranges = part.split(":")
-            if not _UUID.match(uuid) or not ranges:
-                raise ConfigError(f"not a MySQL GTID set (uuid:1-5[:7-9]): {part!r}")
-            uuid = uuid.lower()
-            for r in ranges:
-                lo, _, hi = r.partition("-")
-                try:
-                    start, end = int(lo), int(hi or lo)
-                except ValueError:
-                    raise ConfigError(f"bad GTID interval {r!r} in {part!r}") from None
-                if start < 1 or end < start:
-                    raise ConfigError(f"bad GTID interval {r!r} in {part!r}")
-                out.setdefault(uuid, []).append((start, end))
-        return cls(tuple((u, _merge(iv)) for u, iv in sorted(out.items())))
+            for tsid, intervals in _segments(part):
+                out.setdefault(tsid, []).extend(intervals)
+        return cls(tuple((t, _merge(iv)) for t, iv in sorted(out.items())))
 
-    def with_gtid(self, uuid: str, gno: int) -> MysqlGtidSet:
-        uuid = uuid.lower()
-        d = {u: list(iv) for u, iv in self.sets}
-        d.setdefault(uuid, []).append((gno, gno))
-        return MysqlGtidSet(tuple((u, _merge(iv)) for u, iv in sorted(d.items())))
+    def with_gtid(self, uuid: str, gno: int, tag: str | None = None) -> MysqlGtidSet:
+        """The set plus ``uuid[:tag]:gno``; `uuid` may also be a whole TSID (``uuid:tag``)."""
+        tsid = _tsid(uuid, tag)
+        d = {t: list(iv) for t, iv in self.sets}
+        d.setdefault(tsid, []).append((gno, gno))
+        return MysqlGtidSet(tuple((t, _merge(iv)) for t, iv in sorted(d.items())))
 
     def __contains__(self, gtid: str) -> bool:
-        uuid, _, gno = gtid.rpartition(":")
-        n = int(gno)
-        return any(lo <= n <= hi for u, iv in self.sets if u == uuid.lower() for lo, hi in iv)
+        tsid, _, gno = gtid.rpartition(":")
+        tsid, n = _tsid(tsid, None), int(gno)
+        return any(lo <= n <= hi for t, iv in self.sets if t == tsid for lo, hi in iv)
 
     def __str__(self) -> str:
-        return ",".join(
-            u + "".join(f":{a}" if a == b else f":{a}-{b}" for a, b in iv) for u, iv in self.sets
-        )
+        # MySQL's form: per uuid the untagged intervals first, then each tag (sorted) and its
+        # intervals: uuid:1-5:tag_a:1:tag_b:3-4. MySQL joins uuids with ",\n"; we use ",".
+        groups: dict[str, list[str]] = {}
+        for tsid, iv in self.sets:
+            uuid, _, tag = tsid.partition(":")
+            text = "".join(f":{a}" if a == b else f":{a}-{b}" for a, b in iv)
+            groups.setdefault(uuid, []).append(f":{tag}{text}" if tag else text)
+        return ",".join(u + "".join(parts) for u, parts in groups.items())
+
+    def encode(self) -> bytes:
+        """The binary form COM_BINLOG_DUMP_GTID takes (MySQL's Gtid_set::encode).
+
+        Without tags: n_sids (u64), then per uuid its 16 bytes, n_intervals (u64) and each
+        interval as u64 [start, end+1). With any tag, MySQL's tagged format: n_sids is stored as
+        (1 << 56) | (n_sids << 8) | 1, and every uuid (untagged ones too) is followed by its tag
+        as a length-prefixed string (variable-length integer length, 0 for no tag).
+        """
+        tagged = any(":" in tsid for tsid, _ in self.sets)
+        n = len(self.sets)
+        out = [struct.pack("<Q", (1 << 56) | (n << 8) | 1 if tagged else n)]
+        for tsid, iv in self.sets:
+            uuid, _, tag = tsid.partition(":")
+            out.append(bytes.fromhex(uuid.replace("-", "")))
+            if tagged:
+                out.append(_varlen_uint(len(tag)) + tag.encode("ascii"))
+            out.append(struct.pack("<Q", len(iv)))
+            out.extend(struct.pack("<QQ", lo, hi + 1) for lo, hi in iv)
+        return b"".join(out)
+
+    @classmethod
+    def decode(cls, buf: bytes) -> MysqlGtidSet:
+        """The inverse of `encode`; also reads a PREVIOUS_GTIDS_LOG_EVENT (35) body."""
+        try:
+            (word,) = struct.unpack_from("<Q", buf)
+            tagged = word >> 56 == 1
+            if word >> 56 > 1 or (tagged and word & 0xFF != 1):
+                raise ValueError(f"unknown GTID set encoding {word:#018x}")
+            n, pos, out = (word >> 8) & ((1 << 48) - 1) if tagged else word, 8, []
+            for _ in range(n):
+                tsid, pos = _decode_tsid(buf, pos, tagged)
+                (count,) = struct.unpack_from("<Q", buf, pos)
+                ends = struct.unpack_from(f"<{2 * count}Q", buf, pos + 8)
+                pos += 8 + 16 * count
+                out.append((tsid, _decoded_intervals(ends)))
+        except (struct.error, IndexError, UnicodeDecodeError, ConfigError) as exc:
+            raise ValueError(f"malformed GTID set encoding: {exc}") from None
+        return cls(tuple(sorted(out)))
+
+
+def _decoded_intervals(ends: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    """[start, end) pairs, increasing and not touching, as MySQL checks them."""
+    pairs = list(zip(ends[::2], ends[1::2], strict=True))
+    last = 0
+    for start, end in pairs:
+        if start <= last or end <= start:
+            raise ValueError(f"bad GTID interval [{start}, {end}) in the encoding")
+        last = end
+    return tuple((start, end - 1) for start, end in pairs)
+
+
+def _decode_tsid(buf: bytes, pos: int, tagged: bool) -> tuple[str, int]:
+    uuid = buf[pos : pos + 16].hex()
+    if len(uuid) != 32:
+        raise IndexError("truncated uuid")
+    if not tagged:
+        return _tsid(uuid, None), pos + 16
+    head = buf[pos + 16]  # the tag's length, at most 32: a 1-byte varlen (length << 1)
+    if head & 1:
+        raise ValueError(f"bad GTID tag length byte {head:#x}")
+    tag = buf[pos + 17 : pos + 17 + (head >> 1)].decode("ascii")
+    return _tsid(uuid, tag or None), pos + 17 + len(tag)
+
+
+def _segments(part: str) -> list[tuple[str, list[tuple[int, int]]]]:
+    """``uuid:1-5:tag:1-3`` -> [(uuid, [(1, 5)]), (uuid:tag, [(1, 3)])]."""
+    uuid, *items = (x.strip() for x in part.split(":"))
+    if not _UUID.match(uuid) or not items:
+        raise ConfigError(f"not a MySQL GTID set (uuid[:tag]:1-5[:7-9]): {part!r}")
+    segments: list[tuple[str, list[tuple[int, int]]]] = [(_uuid_text(uuid), [])]
+    for item in items:
+        if _TAG.match(item):
+            segments.append((f"{segments[0][0]}:{item.lower()}", []))
+        else:
+            segments[-1][1].append(_interval(item, part))
+    if not segments[0][1]:  # no untagged intervals: fine when tags follow
+        segments.pop(0)
+    for tsid, intervals in segments or [(uuid, [])]:
+        if not intervals:
+            raise ConfigError(f"GTID set names {tsid!r} without intervals: {part!r}")
+    return segments
+
+
+def _uuid_text(uuid: str) -> str:
+    h = uuid.replace("-", "").lower()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _tsid(uuid: str, tag: str | None) -> str:
+    """The TSID key ``uuid`` / ``uuid:tag``, normalised the way MySQL does (lowercase)."""
+    uuid, _, tsid_tag = uuid.partition(":")
+    tag = tag or tsid_tag
+    if tag and not _TAG.match(tag):
+        raise ConfigError(f"not a GTID tag ([a-z_][a-z0-9_]{{0,31}}): {tag!r}")
+    return f"{_uuid_text(uuid)}:{tag.lower()}" if tag else _uuid_text(uuid)
+
+
+def _interval(item: str, part: str) -> tuple[int, int]:
+    lo, _, hi = item.partition("-")
+    try:
+        start, end = int(lo), int(hi or lo)
+    except ValueError:
+        raise ConfigError(f"bad GTID interval {item!r} in {part!r}") from None
+    if start < 1 or end < start or end >= _GNO_END:
+        raise ConfigError(f"bad GTID interval {item!r} in {part!r}")
+    return start, end
+
+
+def _varlen_uint(value: int) -> bytes:
+    """MySQL's serialization-library variable-length unsigned integer (1-9 bytes).
+
+    The count of trailing one bits in the first byte, plus one, is the byte count; the value
+    follows those bits, little-endian (9 bytes: first byte 0xff, the value in the next 8)."""
+    size = (value.bit_length() * 575 >> 12) + 1  # 7 bits a byte; 9 bytes hold all 64
+    if size == 9:
+        return b"\xff" + value.to_bytes(8, "little")
+    return ((value << size) | ((1 << (size - 1)) - 1)).to_bytes(size, "little")
 
 
 def _merge(intervals: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:

@@ -22,11 +22,12 @@ import dataclasses
 import logging
 import re
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import pymysql
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from binlog_tailer.binlog.mysql_events import gtid_event_info, payload_events
 from binlog_tailer.binlog.protocol import BinlogConnection, ConnectionLost
 from binlog_tailer.binlog.rows import TableMap, decode_rows, parse_table_map
 from binlog_tailer.errors import PositionNotFound, SourceError, SourceUnavailable
@@ -44,12 +45,12 @@ MARIADB_FL_STANDALONE = 1
 QUERY, ROTATE, XID, TABLE_MAP, HEARTBEAT, HEARTBEAT_V2 = 2, 4, 16, 19, 27, 41
 WRITE_V1, UPDATE_V1, DELETE_V1, WRITE_V2, UPDATE_V2, DELETE_V2 = 23, 24, 25, 30, 31, 32
 MYSQL_GTID, MYSQL_ANONYMOUS_GTID, MYSQL_PREVIOUS_GTIDS = 33, 34, 35
+MYSQL_TRANSACTION_PAYLOAD, MYSQL_GTID_TAGGED = 40, 42
 MARIADB_GTID, MARIADB_GTID_LIST = 162, 163
 ROWS_OPS = {WRITE_V1: "c", UPDATE_V1: "u", DELETE_V1: "d", WRITE_V2: "c", UPDATE_V2: "u",
             DELETE_V2: "d"}  # fmt: skip
 UNSUPPORTED = {
     39: "partial JSON updates (set binlog_row_value_options='' on the server)",
-    40: "binlog transaction compression (set binlog_transaction_compression=OFF)",
     **{t: "compressed binlog events (set log_bin_compress=OFF)" for t in range(165, 172)},
 }
 
@@ -84,6 +85,7 @@ class BinlogSource:
         self._gtid_state: GtidState | None = start.gtid
         self._txn_gtid: str | None = None
         self._txn_mariadb_gtid: tuple[int, int, int] | None = None  # (domain, server, seq)
+        self._txn_ts_ms = 0  # MySQL: the commit time its GTID event carries (0: unknown)
         self._in_txn = False
         self._emitted_in_txn = 0  # rows of the current transaction already yielded
         self._skip = 0  # rows to skip after reopening inside a transaction
@@ -188,6 +190,7 @@ class BinlogSource:
     # ------------------------------------------------------------------ events
     def _reset_txn(self) -> None:
         self._txn_gtid = None
+        self._txn_ts_ms = 0
         self._txn_mariadb_gtid = None
         self._in_txn = False
         self._emitted_in_txn = 0
@@ -225,12 +228,10 @@ class BinlogSource:
                 self._txn_gtid = f"{domain}-{server}-{seq}"
                 self._txn_mariadb_gtid = (domain, server, seq)
                 self._in_txn = not flags & MARIADB_FL_STANDALONE
-            elif etype in (MYSQL_GTID, MYSQL_ANONYMOUS_GTID):
-                self._reset_txn()
-                if etype == MYSQL_GTID:
-                    sid = data[21:37].hex()
-                    uuid = f"{sid[:8]}-{sid[8:12]}-{sid[12:16]}-{sid[16:20]}-{sid[20:]}"
-                    self._txn_gtid = f"{uuid}:{_U64(data, 37)[0]}"
+            elif etype in (MYSQL_GTID, MYSQL_GTID_TAGGED, MYSQL_ANONYMOUS_GTID):
+                self._mysql_gtid(data, etype, len(data) - tail)
+            elif etype == MYSQL_TRANSACTION_PAYLOAD:
+                yield from self._payload(data, len(data) - tail)
             elif etype == ROTATE:
                 self._file = data[28 : len(data) - tail].decode()
                 if not self._in_txn_started():
@@ -239,7 +240,7 @@ class BinlogSource:
                 yield None
             elif etype in (MARIADB_GTID_LIST, MYSQL_PREVIOUS_GTIDS):
                 if self._gtid_state is None:
-                    self._seed_gtid(data, etype)
+                    self._seed_gtid(data, etype, len(data) - tail)
             elif etype in UNSUPPORTED:
                 raise SourceError(
                     f"the binlog at {self._file}:{_U32(data, 14)[0]} uses {UNSUPPORTED[etype]}"
@@ -249,7 +250,7 @@ class BinlogSource:
                 return
             data = None
 
-    def _query(self, data: bytes, end: int) -> TxnEnd | None:
+    def _query(self, data: bytes, end: int, end_pos: int | None = None) -> TxnEnd | None:
         db_len = data[28]
         status_len = struct.unpack_from("<H", data, 31)[0]
         start = 33 + status_len + db_len + 1
@@ -263,7 +264,7 @@ class BinlogSource:
             # DDL is a transaction of its own. DDL also changes table ids: forget them.
             if not head.startswith((b"COMMIT", b"ROLLBACK")):
                 self._by_id.clear()
-            return self._commit(_U32(data, 14)[0])
+            return self._commit(_U32(data, 14)[0] if end_pos is None else end_pos)
         return None
 
     def _table_map(self, data: bytes, end: int) -> None:
@@ -276,7 +277,12 @@ class BinlogSource:
             self._table_maps[raw] = tm
         self._by_id[tm.table_id] = tm
 
-    def _rows(self, data: bytes, etype: int, end: int) -> Iterator[RowChange]:
+    def _rows(
+        self, data: bytes, etype: int, end: int, at: tuple[int, int] | None = None
+    ) -> Generator[RowChange, None, int]:
+        """The captured rows of a rows event; returns how many rows it decoded. `at`: (position,
+        first row index) to report for an event inside a compressed transaction, whose own
+        header has no position."""
         low, high = struct.unpack_from("<IH", data, 20)
         tm = self._by_id.get(low | (high << 32))
         if tm is None:
@@ -285,7 +291,7 @@ class BinlogSource:
                 " was the stream opened inside a transaction?"
             )
         if not self._filter(tm.db, tm.table):
-            return
+            return 0
         if tm.readers is None:  # the first rows of a captured table under this table map
             self._prepare(tm)
         off = 28
@@ -295,10 +301,10 @@ class BinlogSource:
         images = decode_rows(tm, data, off, end, op == "u")
         ts, _, server_id, size, next_pos = _HEADER.unpack_from(data, 0)
         file = self._file or ""
-        start = next_pos - size
-        ts_ms = ts * 1000
+        start, first = (next_pos - size, 0) if at is None else at
+        ts_ms = self._txn_ts_ms or ts * 1000
         schema, gtid = tm.schema, self._txn_gtid
-        for i, image in enumerate(images):
+        for i, image in enumerate(images, first):
             if self._skip:
                 self._skip -= 1
                 self._emitted_in_txn += 1
@@ -311,6 +317,52 @@ class BinlogSource:
                 before, after = image, None
             self._emitted_in_txn += 1
             yield RowChange(schema, op, before, after, file, start, i, gtid, server_id, ts_ms)
+        return len(images)
+
+    def _mysql_gtid(self, data: bytes, etype: int, end: int) -> None:
+        self._reset_txn()
+        if etype == MYSQL_ANONYMOUS_GTID:
+            return
+        try:
+            info = gtid_event_info(etype, data[20:end])
+        except ValueError as exc:
+            raise SourceError(
+                f"cannot read the GTID event at {self._file}:{_U32(data, 14)[0]}: {exc}"
+            ) from exc
+        self._txn_gtid = info.gtid
+        if info.commit_ts_us:
+            self._txn_ts_ms = info.commit_ts_us // 1000
+
+    def _payload(self, data: bytes, end: int) -> Iterator[Item]:
+        """A compressed transaction (MySQL binlog_transaction_compression): its events, read as
+        if they stood in the stream. They carry no positions of their own: every row reports
+        the payload event's start and its index within the whole transaction, and the commit
+        ends at the payload event's end, so resuming never lands inside the payload."""
+        _, _, _, size, next_pos = _HEADER.unpack_from(data, 0)
+        start, rows = next_pos - size, 0
+        try:
+            for inner in payload_events(data[20:end]):
+                event = b"\x00" + inner  # the OK byte the stream's events start with
+                etype = event[5]
+                if etype in ROWS_OPS:
+                    rows += yield from self._rows(event, etype, len(event), at=(start, rows))
+                elif etype == XID:
+                    yield self._commit(next_pos)
+                elif etype == TABLE_MAP:
+                    self._table_map(event, len(event))
+                elif etype == QUERY:
+                    item = self._query(event, len(event), end_pos=next_pos)
+                    if item is not None:
+                        yield item
+                elif etype in UNSUPPORTED:
+                    raise SourceError(
+                        f"the compressed transaction at {self._file}:{start} uses"
+                        f" {UNSUPPORTED[etype]}, which binlog-tailer cannot decode"
+                    )
+        except ValueError as exc:
+            raise SourceError(
+                f"cannot decode the compressed transaction at {self._file}:{start}: {exc}"
+            ) from exc
 
     def _prepare(self, tm: TableMap) -> None:
         tm.prepare()
@@ -323,7 +375,7 @@ class BinlogSource:
                 ),
             )
 
-    def _seed_gtid(self, data: bytes, etype: int) -> None:
+    def _seed_gtid(self, data: bytes, etype: int, end: int) -> None:
         try:
             if etype == MARIADB_GTID_LIST:
                 count = _U32(data, 20)[0] & 0x0FFFFFFF
@@ -333,16 +385,7 @@ class BinlogSource:
                     parts.append(f"{domain}-{server}-{seq}")
                 self._gtid_state = MariadbGtidPos.parse(",".join(parts))
             else:
-                n_sids, off, sets = _U64(data, 20)[0], 28, []
-                for _ in range(n_sids):
-                    sid = data[off : off + 16].hex()
-                    uuid = f"{sid[:8]}-{sid[8:12]}-{sid[12:16]}-{sid[16:20]}-{sid[20:]}"
-                    n, off = _U64(data, off + 16)[0], off + 24
-                    for _ in range(n):
-                        lo, hi = struct.unpack_from("<QQ", data, off)
-                        sets.append(f"{uuid}:{lo}-{hi - 1}")
-                        off += 16
-                self._gtid_state = MysqlGtidSet.parse(",".join(sets)) if sets else None
+                self._gtid_state = MysqlGtidSet.decode(data[20:end]) or None
         except Exception:  # a state we cannot read is left unknown, never guessed
             log.debug("could not read the GTID list event", exc_info=True)
 

@@ -21,6 +21,8 @@ import uuid
 import pymysql
 from confluent_kafka import Consumer, KafkaError
 
+from binlog_tailer.server import latest_position
+
 
 def main() -> int:
     db = f"demo_{uuid.uuid4().hex[:8]}"
@@ -47,8 +49,8 @@ def main() -> int:
         "BINLOG_TAILER_CHECKPOINT__PATH": f"{workdir}/offsets.json",
     }
     # Start from the current end of the binlog, read before writing: no write can slip past.
-    cur.execute("SHOW MASTER STATUS")
-    file, pos = cur.fetchone()[:2]
+    end = latest_position(admin)
+    file, pos = end.file, end.pos
     print(f"== starting binlog-tailer at {file}:{pos} (capturing {db}.*)", flush=True)
     service = subprocess.Popen(
         [sys.executable, "-m", "binlog_tailer", "run", "--from", f"{file}:{pos}"], env=env

@@ -7,9 +7,9 @@ from typing import Any
 
 import pymysql
 import pymysql.connections
-from pymysqlreplication.gtid import GtidSet
 
-from binlog_tailer.position import BinlogPosition, MariadbGtidPos
+from binlog_tailer.errors import SourceError
+from binlog_tailer.position import BinlogPosition, MariadbGtidPos, MysqlGtidSet
 
 COM_BINLOG_DUMP = 0x12
 COM_BINLOG_DUMP_GTID = 0x1E
@@ -74,16 +74,25 @@ class BinlogConnection:
             payload = struct.pack("<IHI", start.pos, 0, self.server_id) + start.file.encode()
             conn._execute_command(COM_BINLOG_DUMP, payload)
         elif self.is_mariadb:
-            assert isinstance(start.gtid, MariadbGtidPos)
+            if not isinstance(start.gtid, MariadbGtidPos):
+                raise SourceError(
+                    f"cannot resume from MySQL GTID set {start.gtid} on a MariaDB server: give"
+                    " a MariaDB GTID position (domain-server-seq) or FILE:OFFSET"
+                )
             # the position comes from @slave_connect_state; file and offset are ignored
             conn._execute_command(COM_BINLOG_DUMP, struct.pack("<IHI", 4, 0, self.server_id))
         else:
-            gtids = GtidSet(str(start.gtid))
+            if not isinstance(start.gtid, MysqlGtidSet):
+                raise SourceError(
+                    f"cannot resume from MariaDB GTID position {start.gtid} on a MySQL server:"
+                    " give a MySQL GTID set (uuid:1-150) or FILE:OFFSET"
+                )
+            gtids = start.gtid.encode()
             payload = (
                 struct.pack("<HII", 0, self.server_id, 0)
                 + struct.pack("<Q", 4)
-                + struct.pack("<I", gtids.encoded_length)
-                + gtids.encoded()
+                + struct.pack("<I", len(gtids))
+                + gtids
             )
             conn._execute_command(COM_BINLOG_DUMP_GTID, payload)
         self._rfile = conn._rfile

@@ -1,9 +1,8 @@
 """Table maps and row images: parsed from the raw event bytes, readers compiled per table.
 
 Formats: MySQL's binlog row format (``Table_map_log_event``, ``Rows_log_event``), as MariaDB and
-MySQL write it. Values come out as python-mysql-replication gives them (int, float, Decimal,
-str or bytes, datetime/date/timedelta, set, bit string, parsed JSON), so the mappers in
-``binlog_tailer.mapping`` see no difference.
+MySQL write it. Values come out as int, float, Decimal, str or bytes, datetime/date/timedelta,
+set, bit string, or a decoded JSON tree (``mysql_json``), as ``binlog_tailer.mapping`` expects.
 """
 
 from __future__ import annotations
@@ -16,8 +15,8 @@ from typing import Any
 
 from pymysql.charset import charset_by_id
 from pymysqlreplication.constants import FIELD_TYPE as T
-from pymysqlreplication.json_binary import parse_json
 
+from binlog_tailer.binlog.mysql_json import decode_json
 from binlog_tailer.errors import SourceError
 from binlog_tailer.model import Column, TableSchema
 
@@ -330,8 +329,10 @@ def _json_reader(prefix: int) -> Reader:
         o += prefix
         if n == 0:
             return None, o
-        raw = d[o : o + n]
-        return parse_json(raw[0], raw[1:]), o + n
+        try:
+            return decode_json(d[o : o + n]), o + n
+        except ValueError as exc:
+            raise SourceError(f"cannot decode a MySQL JSON value: {exc}") from exc
 
     return read
 

@@ -77,24 +77,12 @@ def _time(v: Any) -> Any:
     return f"{text}.{frac:06d}" if frac else text
 
 
-def _json_tree(v: Any) -> Any:
-    if isinstance(v, bytes):
-        return v.decode("utf-8", "surrogateescape")
-    if isinstance(v, dict):
-        return {_json_tree(k): _json_tree(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_json_tree(x) for x in v]
-    if isinstance(v, decimal.Decimal):
-        return float(v)
-    return v
-
-
 def _json_text(v: Any) -> Any:
     if isinstance(v, bytes):
         v = v.decode("utf-8")
     if isinstance(v, str):
         try:
-            return json.loads(v)
+            return json.loads(v, parse_float=decimal.Decimal)  # every digit the text has
         except ValueError:
             return v  # not valid JSON after all: keep the text rather than lose it
     return v
@@ -126,7 +114,7 @@ def converter_for(column: Column) -> Converter:
     if t in (FIELD_TYPE.NEWDECIMAL, FIELD_TYPE.DECIMAL):
         return _decimal
     if t == FIELD_TYPE.JSON:
-        return _json_tree
+        return _identity  # decoded exactly by binlog_tailer.binlog.mysql_json
     if t == FIELD_TYPE.SET:
         return _set(column)
     if t in (
@@ -166,5 +154,33 @@ class RowEncoder:
 
 
 def dumps(obj: Any) -> bytes:
-    """Compact UTF-8 JSON (non-ASCII kept as is)."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Compact UTF-8 JSON (non-ASCII kept as is); Decimals (in JSON values) keep every digit."""
+    try:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except TypeError:
+        if not _has_decimal(obj):
+            raise
+        return _exact_json(obj).encode("utf-8")
+
+
+def _has_decimal(v: Any) -> bool:
+    if isinstance(v, decimal.Decimal):
+        return True
+    if isinstance(v, dict):
+        return any(_has_decimal(x) for x in v.values())
+    return isinstance(v, list | tuple) and any(_has_decimal(x) for x in v)
+
+
+def _exact_json(v: Any) -> str:
+    """JSON text with Decimals as numbers of all their digits: the standard library's encoder
+    has no way to write a number it did not format itself (rare: decimals inside JSON values)."""
+    if isinstance(v, decimal.Decimal):
+        return format(v, "f")
+    if isinstance(v, dict):
+        items = (
+            json.dumps(str(k), ensure_ascii=False) + ":" + _exact_json(x) for k, x in v.items()
+        )
+        return "{" + ",".join(items) + "}"
+    if isinstance(v, list | tuple):
+        return "[" + ",".join(_exact_json(x) for x in v) + "]"
+    return json.dumps(v, ensure_ascii=False, separators=(",", ":"))

@@ -26,6 +26,7 @@ from pathlib import Path
 import pymysql
 from confluent_kafka import Consumer
 
+from binlog_tailer.server import latest_position
 from examples.popular_articles.board import Board, create_schema
 from examples.popular_articles.ranking import WEIGHTS, PopularArticles
 
@@ -106,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE {db}")
         cur.execute(f"USE {db}")
-        cur.execute("SHOW MASTER STATUS")
-        file, pos = cur.fetchone()[:2]
+    end = latest_position(conn)
+    file, pos = end.file, end.pos
     create_schema(conn)
     workdir = Path(tempfile.mkdtemp(prefix="popular-articles-"))
     topic = f"{db}.article"

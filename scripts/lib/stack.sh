@@ -1,9 +1,13 @@
-# Shared settings for the local dev/test stack. Sourced by dev-up, dev-down and test.
+# Shared settings for the local dev/test stack. Sourced by dev-up, dev-down, test, demo, bench.
 # Every value can be overridden from the environment.
 BT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 : "${BT_STACK_DIR:=$BT_ROOT/.stack}"                    # data, logs, pid files
-: "${BT_CACHE_DIR:=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/binlog-tailer}"  # resolved jars
-: "${BT_MYSQL_PORT:=13306}"
+: "${BT_CACHE_DIR:=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/binlog-tailer}"  # jars, root file systems
+: "${BT_SERVERS:=mariadb mysql}"                        # source servers to start (and test)
+: "${BT_SERVER:=${BT_SERVERS%% *}}"                     # the one demo, bench and examples use
+: "${BT_MARIADB_PORT:=13306}"                           # MariaDB 10.11 (Debian 12's package)
+: "${BT_MYSQL_PORT:=13307}"                             # MySQL 9.x (Debian unstable root fs)
+: "${BT_MYSQL_SUITE:=sid}"                              # the Debian suite MySQL comes from
 : "${BT_KAFKA_PORT:=19092}"
 : "${BT_KAFKA_CONTROLLER_PORT:=19093}"
 : "${BT_MYSQL_ADMIN_USER:=bt_admin}"
@@ -12,14 +16,36 @@ BT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 : "${BT_MYSQL_CDC_PASSWORD:=bt_cdc_pw}"
 : "${BT_KAFKA_HEAP:=-Xms256m -Xmx1g}"
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$BT_ROOT/scripts/kafka/pom.xml")
-MYSQL_DIR=$BT_STACK_DIR/mariadb
+MARIADB_DIR=$BT_STACK_DIR/mariadb
+MYSQL_DIR=$BT_STACK_DIR/mysql
+MYSQL_ROOTFS=$BT_CACHE_DIR/rootfs/mysql-$BT_MYSQL_SUITE
 KAFKA_DIR=$BT_STACK_DIR/kafka
 KAFKA_JARS=$BT_CACHE_DIR/kafka-$KAFKA_VERSION
-export BT_ROOT BT_STACK_DIR BT_CACHE_DIR BT_MYSQL_PORT BT_KAFKA_PORT BT_KAFKA_CONTROLLER_PORT \
-  BT_MYSQL_ADMIN_USER BT_MYSQL_ADMIN_PASSWORD BT_MYSQL_CDC_USER BT_MYSQL_CDC_PASSWORD
+export BT_ROOT BT_STACK_DIR BT_CACHE_DIR BT_SERVERS BT_SERVER BT_MARIADB_PORT BT_MYSQL_PORT BT_KAFKA_PORT \
+  BT_KAFKA_CONTROLLER_PORT BT_MYSQL_ADMIN_USER BT_MYSQL_ADMIN_PASSWORD BT_MYSQL_CDC_USER \
+  BT_MYSQL_CDC_PASSWORD
 
 say() { printf '%s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# server_port NAME: the port of a source server of the stack (mariadb, mysql).
+server_port() {
+  case $1 in
+    mariadb) echo "$BT_MARIADB_PORT" ;;
+    mysql) echo "$BT_MYSQL_PORT" ;;
+    *) die "unknown server '$1' in BT_SERVERS (known: mariadb mysql)" ;;
+  esac
+}
+
+# load_server_env: export the connection settings dev-up wrote for BT_SERVER.
+load_server_env() {
+  local file="$BT_STACK_DIR/$BT_SERVER.env"
+  [ -f "$file" ] || die "no settings for server '$BT_SERVER' in $BT_STACK_DIR (BT_SERVERS is '$BT_SERVERS')"
+  set -a
+  # shellcheck disable=SC1090
+  . "$file"
+  set +a
+}
 
 # port_open PORT: true when something accepts TCP connections on 127.0.0.1:PORT.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

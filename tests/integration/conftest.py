@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.integration.stack import Stack, unique_name
+from tests.integration.stack import SERVERS, Stack, unique_name
 
 
 def pytest_collection_modifyitems(items):
@@ -28,13 +28,14 @@ def _port_answers(port: int) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def stack() -> Stack:
-    s = Stack()
+@pytest.fixture(scope="session", params=SERVERS)
+def stack(request) -> Stack:
+    """The local stack with one of its source servers: every test using it runs on each."""
+    s = Stack(server=request.param)
     down = [
         f"{name} on 127.0.0.1:{port}"
         for name, port in (
-            ("MariaDB", s.mysql_port),
+            (s.server, s.mysql_port),
             ("Kafka", int(s.kafka_bootstrap.rsplit(":", 1)[1])),
         )
         if not _port_answers(port)
@@ -42,6 +43,17 @@ def stack() -> Stack:
     if down:
         pytest.fail(f"{', '.join(down)} not answering: start the local stack with scripts/dev-up")
     return s
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """The local Kafka broker alone (tests of Kafka itself need no source server)."""
+    bootstrap = Stack().kafka_bootstrap
+    if not _port_answers(int(bootstrap.rsplit(":", 1)[1])):
+        pytest.fail(
+            f"Kafka on {bootstrap} not answering: start the local stack with scripts/dev-up"
+        )
+    return bootstrap
 
 
 @pytest.fixture
@@ -56,8 +68,8 @@ def database(stack: Stack) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def kafka_admin(stack: Stack) -> AdminClient:
-    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap})
+def kafka_admin(kafka_bootstrap: str) -> AdminClient:
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     admin.list_topics(timeout=30)  # fails here, clearly, if the broker is not serving metadata
     return admin
 

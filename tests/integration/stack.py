@@ -1,6 +1,8 @@
 """Connection settings of the local stack started by scripts/dev-up, and small helpers.
 
-Defaults match scripts/lib/stack.sh; the same BT_* environment variables override both.
+Defaults match scripts/lib/stack.sh; the same BT_* environment variables override both. The
+stack has one or more source servers (BT_SERVERS: MariaDB 10.11, MySQL 9.x); every test that
+touches a source runs against each of them.
 """
 
 from __future__ import annotations
@@ -14,16 +16,46 @@ from dataclasses import dataclass
 import pymysql
 from confluent_kafka import Consumer, KafkaError, Message
 
+SERVER_PORTS = {
+    "mariadb": int(os.environ.get("BT_MARIADB_PORT", "13306")),
+    "mysql": int(os.environ.get("BT_MYSQL_PORT", "13307")),
+}
+SERVERS = os.environ.get("BT_SERVERS", "mariadb mysql").split()
+
 
 @dataclass(frozen=True)
 class Stack:
+    server: str = "mariadb"  # a key of SERVER_PORTS
     mysql_host: str = "127.0.0.1"
-    mysql_port: int = int(os.environ.get("BT_MYSQL_PORT", "13306"))
     admin_user: str = os.environ.get("BT_MYSQL_ADMIN_USER", "bt_admin")
     admin_password: str = os.environ.get("BT_MYSQL_ADMIN_PASSWORD", "bt_admin_pw")
     cdc_user: str = os.environ.get("BT_MYSQL_CDC_USER", "bt_cdc")
     cdc_password: str = os.environ.get("BT_MYSQL_CDC_PASSWORD", "bt_cdc_pw")
     kafka_bootstrap: str = f"127.0.0.1:{os.environ.get('BT_KAFKA_PORT', '19092')}"
+
+    @property
+    def mysql_port(self) -> int:
+        return SERVER_PORTS[self.server]
+
+    @property
+    def is_mariadb(self) -> bool:
+        return self.server.startswith("mariadb")
+
+    def position(self) -> tuple[str, int, str]:
+        """The server's end of binlog: (file, offset, GTID position in its own dialect)."""
+        with self.admin() as conn, conn.cursor() as cur:
+            cur.execute("SHOW MASTER STATUS" if self.is_mariadb else "SHOW BINARY LOG STATUS")
+            row = cur.fetchone()
+            file, pos = row[0], int(row[1])
+            if self.is_mariadb:
+                cur.execute("SELECT @@gtid_binlog_pos")
+                (gtid,) = cur.fetchone()
+            else:
+                gtid = row[4].replace("\n", "")
+        return file, pos, gtid
+
+    def current_binlog(self) -> str:
+        return self.position()[0]
 
     def admin(self, database: str | None = None, **kw) -> pymysql.Connection:
         return pymysql.connect(

@@ -117,12 +117,7 @@ class Tailer:
 
 
 def master_position(stack: Stack) -> tuple[str, int, str]:
-    with stack.admin() as conn, conn.cursor() as cur:
-        cur.execute("SHOW MASTER STATUS")
-        file, pos = cur.fetchone()[:2]
-        cur.execute("SELECT @@gtid_binlog_pos")
-        (gtid,) = cur.fetchone()
-    return file, int(pos), gtid
+    return stack.position()
 
 
 def now() -> float:

@@ -1,5 +1,6 @@
 """The popular-articles example end to end, with Kafka stopped and restarted mid-run."""
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -12,6 +13,7 @@ def test_kafka_outage_fails_no_business_write_and_loses_no_event(stack):
         capture_output=True,
         text=True,
         timeout=280,
+        env={**os.environ, "BT_SERVER": stack.server},
     )
     out = r.stdout
     assert r.returncode == 0, out + r.stderr

@@ -103,7 +103,7 @@ def _kill_binlog_dump_connections(stack: Stack) -> int:
 
         def dump_threads():
             cur.execute(
-                "SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND = 'Binlog Dump'"
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'"
             )
             return [r[0] for r in cur.fetchall()]
 

@@ -143,8 +143,7 @@ def test_purged_position_is_a_clear_error_and_nothing_is_skipped(
     with stack.admin() as conn, conn.cursor() as cur:
         cur.execute("FLUSH BINARY LOGS")
         cur.execute("FLUSH BINARY LOGS")
-        cur.execute("SHOW MASTER STATUS")
-        current = cur.fetchone()[0]
+        current = stack.current_binlog()
         cur.execute(f"PURGE BINARY LOGS TO '{current}'")
     tailer.cli("offsets", "set", f"{file}:4")
     r = tailer.cli("run")

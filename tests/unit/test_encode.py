@@ -40,9 +40,24 @@ def test_set_members_in_definition_order():
 
 
 def test_json_forms():
-    assert conv(FIELD_TYPE.JSON, {b"k": [b"v", 1]}) == {"k": ["v", 1]}
+    tree = {"k": ["v", 1, decimal.Decimal("1.10")]}  # as binlog.mysql_json decodes it
+    assert conv(FIELD_TYPE.JSON, tree) is tree
     assert conv(FIELD_TYPE.BLOB, '{"a": 1}', is_json=True) == {"a": 1}
     assert conv(FIELD_TYPE.BLOB, "not json", is_json=True) == "not json"
+    # MariaDB's JSON text: every digit of its numbers survives
+    assert conv(FIELD_TYPE.BLOB, '{"a": 1.10}', is_json=True) == {"a": decimal.Decimal("1.10")}
+
+
+def test_dumps_writes_decimals_with_every_digit():
+    value = {
+        "d": decimal.Decimal("12345678901234567890.1230000000"),
+        "l": [decimal.Decimal("-0.5")],
+    }
+    assert dumps(value) == b'{"d":12345678901234567890.1230000000,"l":[-0.5]}'
+    assert (
+        dumps({"k": "\u00e9", "n": None, "d": decimal.Decimal("1")})
+        == '{"k":"é","n":null,"d":1}'.encode()
+    )
 
 
 def test_row_encoder_keeps_nulls_and_column_order():

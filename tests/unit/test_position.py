@@ -1,10 +1,12 @@
 import pytest
+from pymysqlreplication.gtid import GtidSet
 
 from binlog_tailer.errors import ConfigError
 from binlog_tailer.position import (
     BinlogPosition,
     MariadbGtidPos,
     MysqlGtidSet,
+    _varlen_uint,
     parse_gtid,
     parse_position,
 )
@@ -66,3 +68,136 @@ def test_position_needs_file_or_gtid():
         BinlogPosition()
     with pytest.raises(ConfigError):
         BinlogPosition(file="binlog.000001")
+
+
+# --- MySQL 8.3+ tagged GTIDs (text forms checked against MySQL 9.7.4's GTID_SUBTRACT(x, '')) ---
+
+
+def test_mysql_tagged_gtid_set_prints_like_mysql():
+    s = MysqlGtidSet.parse(f"{U2}:1-3,{U1}:Zeta:7:1-2:alpha:4:5:6,{U1}:1-5:7-9")
+    # MySQL: untagged intervals first, then the tags in order; MySQL joins uuids with ",\n"
+    assert str(s) == f"{U1}:1-5:7-9:alpha:4-6:zeta:1-2:7,{U2}:1-3"
+    s = MysqlGtidSet.parse(f"{U1}:tag_a:1-3:TAG_A:5, {U1.upper()} : 2")
+    assert str(s) == f"{U1}:2:tag_a:1-3:5"
+    assert str(MysqlGtidSet.parse(f"{U1}:tagone:1,{U1}:1-12,{U1}:tag_two:1")) == (
+        f"{U1}:1-12:tag_two:1:tagone:1"  # as @@gtid_executed showed it ('_' sorts before 'o')
+    )
+    assert MysqlGtidSet.parse(str(s)) == s
+
+
+def test_mysql_tagged_gtid_set_advance_and_contains():
+    s = MysqlGtidSet.parse(f"{U1}:1-5:tg:1-2")
+    s = s.with_gtid(U1, 3, tag="TG").with_gtid(U1, 6).with_gtid(U2.upper(), 1, tag="other")
+    assert str(s) == f"{U1}:1-6:tg:1-3,{U2}:other:1"
+    assert str(s.with_gtid(f"{U1}:tg", 4)) == f"{U1}:1-6:tg:1-4,{U2}:other:1"  # a TSID works too
+    assert f"{U1}:tg:3" in s and f"{U1}:TG:2" in s and f"{U1}:tg:4" not in s
+    assert f"{U1}:6" in s and f"{U1}:other:1" not in s and f"{U2}:other:1" in s
+    assert isinstance(parse_gtid(f"{U1}:tg:1"), MysqlGtidSet)
+    p = BinlogPosition("binlog.000002", 4873, s)
+    assert BinlogPosition.from_dict(p.to_dict()) == p
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        f"{U1}:tag",  # a tag without intervals (MySQL takes it as empty)
+        f"{U1}:1-5:tag",
+        f"{U1}:a23456789012345678901234567890123:1",  # 33 characters: MySQL says malformed
+        f"{U1}:1x:1",
+        f"{U1}:t-g:1",
+        f"{U1}::1",
+    ],
+)
+def test_mysql_tagged_gtid_rejects(bad):
+    with pytest.raises(ConfigError):
+        MysqlGtidSet.parse(bad)
+
+
+def test_mysql_gtid_with_bad_tag():
+    with pytest.raises(ConfigError, match="not a GTID tag"):
+        MysqlGtidSet().with_gtid(U1, 1, tag="9lives")
+
+
+@pytest.mark.parametrize(
+    "text", ["", f"{U1}:1", f"{U2}:1-3,{U1}:1-5:7-9", f"{U1}:1-9223372036854775806"]
+)
+def test_mysql_gtid_set_encodes_like_pymysqlreplication(text):
+    s = MysqlGtidSet.parse(text) if text else MysqlGtidSet()
+    assert s.encode() == GtidSet(str(s) or None).encoded()
+
+
+SERVER = "9819da85-e8e7-11f1-9195-02fc00000001"
+
+
+def test_mysql_tagged_gtid_set_encoding():
+    # MySQL 9.7.4 took this in COM_BINLOG_DUMP_GTID and skipped exactly these transactions
+    s = MysqlGtidSet.parse(f"{SERVER}:1-11:tagone:1")
+    assert s.encode() == bytes.fromhex(
+        "0102000000000001"  # tagged format: 1 << 56 | n_sids << 8 | 1
+        "9819da85e8e711f1919502fc00000001"
+        "00"  # no tag: length 0
+        "0100000000000000"  # one interval, [1, 12)
+        "0100000000000000"
+        "0c00000000000000"
+        "9819da85e8e711f1919502fc00000001"
+        "0c7461676f6e65"  # "tagone": length 6 as a variable-length integer (6 << 1)
+        "0100000000000000"
+        "0100000000000000"
+        "0200000000000000"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "encoded"),
+    [(0, "00"), (127, "fe"), (128, "0102"), (65535, "fbff07"), (2**64 - 1, "ff" + "ff" * 8)],
+)
+def test_varlen_uint(value, encoded):
+    # examples from libs/mysql/serialization/readme.md (65535: "fb ff 07" little-endian)
+    assert _varlen_uint(value).hex() == encoded
+
+
+# Previous_gtids event body (35) MySQL 9.7.4 wrote for @@gtid_executed
+# "9819da85-e8e7-11f1-9195-02fc00000001:1-200:tag_two:1:tagone:1"
+PREVIOUS_GTIDS = bytes.fromhex(
+    "0103000000000001"  # tagged format, 3 TSIDs
+    "9819da85e8e711f1919502fc00000001"  # 1-200, no tag
+    "0001000000000000000100000000000000c900000000000000"
+    "9819da85e8e711f1919502fc00000001"  # tag_two:1
+    "0e7461675f74776f01000000000000000100000000000000"
+    "0200000000000000"
+    "9819da85e8e711f1919502fc00000001"  # tagone:1
+    "0c7461676f6e65010000000000000001000000000000000200000000000000"
+)
+
+
+def test_mysql_gtid_set_encode_matches_the_servers_previous_gtids_event():
+    s = MysqlGtidSet.parse(f"{SERVER}:1-200:tag_two:1:tagone:1")
+    assert s.encode() == PREVIOUS_GTIDS
+    assert MysqlGtidSet.decode(PREVIOUS_GTIDS) == s
+
+
+@pytest.mark.parametrize("text", ["", f"{U2}:1-3,{U1}:1-5:7-9", f"{U1}:1:a:2,{U2}:b:3"])
+def test_mysql_gtid_set_decode_roundtrip(text):
+    s = MysqlGtidSet.parse(text) if text else MysqlGtidSet()
+    assert MysqlGtidSet.decode(s.encode()) == s
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b"", PREVIOUS_GTIDS[:-1], PREVIOUS_GTIDS[:30], b"\x02" + PREVIOUS_GTIDS[1:], b"\x00" * 7],
+)
+def test_mysql_gtid_set_decode_rejects(bad):
+    with pytest.raises(ValueError, match="GTID set encoding"):
+        MysqlGtidSet.decode(bad)
+
+
+def test_mysql_gno_limit():
+    with pytest.raises(ConfigError):
+        MysqlGtidSet.parse(f"{U1}:9223372036854775807")
+
+
+def test_mysql_gtid_set_decode_checks_intervals():
+    one = MysqlGtidSet.parse(f"{U1}:3-4").encode()
+    assert MysqlGtidSet.decode(one) == MysqlGtidSet.parse(f"{U1}:3-4")
+    with pytest.raises(ValueError, match="bad GTID interval"):
+        MysqlGtidSet.decode(one[:-8] + (3).to_bytes(8, "little"))  # [3, 3): empty

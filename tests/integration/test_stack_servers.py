@@ -1,4 +1,4 @@
-"""The local MariaDB is real and configured the way CDC needs it."""
+"""Each local source server is real and configured the way CDC needs it."""
 
 from tests.integration.stack import Stack
 
@@ -16,30 +16,44 @@ def test_binlog_is_configured_for_cdc(stack: Stack):
     with stack.cdc() as conn, conn.cursor() as cur:
         cur.execute(
             "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format',"
-            " 'binlog_row_image', 'binlog_row_metadata', 'server_id', 'gtid_strict_mode')"
+            " 'binlog_row_image', 'binlog_row_metadata', 'server_id', 'gtid_strict_mode',"
+            " 'gtid_mode')"
         )
         settings = dict(cur.fetchall())
+    gtids = {"gtid_strict_mode": "ON"} if stack.is_mariadb else {"gtid_mode": "ON"}
     assert settings == {
         "log_bin": "ON",
         "binlog_format": "ROW",
         "binlog_row_image": "FULL",
         "binlog_row_metadata": "FULL",
         "server_id": "1",
-        "gtid_strict_mode": "ON",
+        **gtids,
     }
 
 
+def test_server_is_the_version_the_readme_names(stack: Stack):
+    with stack.cdc() as conn, conn.cursor() as cur:
+        cur.execute("SELECT VERSION()")
+        (version,) = cur.fetchone()
+    if stack.is_mariadb:
+        assert "MariaDB" in version and version.startswith("10.11."), version
+    else:
+        assert "MariaDB" not in version and int(version.split(".")[0]) >= 9, version
+
+
 def test_writes_advance_the_gtid_position(stack: Stack, database: str):
+    before = stack.position()[2]
     with stack.admin(database) as conn, conn.cursor() as cur:
-        cur.execute("SELECT @@gtid_binlog_pos")
-        (before,) = cur.fetchone()
         cur.execute("CREATE TABLE t (id INT PRIMARY KEY)")
         cur.execute("INSERT INTO t VALUES (1)")
-        cur.execute("SELECT @@gtid_binlog_pos")
-        (after,) = cur.fetchone()
+    after = stack.position()[2]
     assert after != before
-    _domain, server, seq = after.split(",")[0].split("-")
-    assert server == "1" and int(seq) > 0
+    if stack.is_mariadb:
+        _domain, server, seq = after.split(",")[0].split("-")
+        assert server == "1" and int(seq) > 0
+    else:
+        uuid, _, last = after.split(",")[0].partition(":")
+        assert len(uuid) == 36 and int(last.split("-")[-1]) >= 2
 
 
 def test_cdc_user_has_least_privilege(stack: Stack):
