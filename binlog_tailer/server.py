@@ -66,6 +66,25 @@ def variables(conn: pymysql.Connection, *names: str) -> dict[str, str]:
         return {k.lower(): v for k, v in cur.fetchall()}
 
 
+def collation_charsets(conn: pymysql.Connection) -> dict[int, str]:
+    """The server's collation ids and their character sets ({} when it will not say)."""
+    out: dict[int, str] = {}
+    queries = (
+        "SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS",
+        # MariaDB 10.10+: UCA 14.0 collations, one id per character set, listed only here
+        "SELECT ID, CHARACTER_SET_NAME"
+        " FROM information_schema.COLLATION_CHARACTER_SET_APPLICABILITY",
+    )
+    with conn.cursor() as cur:
+        for sql in queries:
+            try:
+                cur.execute(sql)
+            except pymysql.err.MySQLError:  # no such table or column here: ranges decide
+                continue
+            out.update({int(i): str(name) for i, name in cur.fetchall() if i is not None})
+    return out
+
+
 def binlog_files(conn: pymysql.Connection) -> list[str]:
     with conn.cursor() as cur:
         cur.execute("SHOW BINARY LOGS")

@@ -27,13 +27,20 @@ from collections.abc import Callable, Generator, Iterator
 import pymysql
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from binlog_tailer.binlog.charsets import Charsets
 from binlog_tailer.binlog.mysql_events import gtid_event_info, payload_events
 from binlog_tailer.binlog.protocol import BinlogConnection, ConnectionLost
 from binlog_tailer.binlog.rows import TableMap, decode_rows, parse_table_map
 from binlog_tailer.errors import PositionNotFound, SourceError, SourceUnavailable
 from binlog_tailer.model import SCHEMA_CACHE_LIMIT, RowChange, TxnEnd
 from binlog_tailer.position import BinlogPosition, GtidState, MariadbGtidPos, MysqlGtidSet
-from binlog_tailer.server import connect, connection_kwargs, server_info, translate
+from binlog_tailer.server import (
+    collation_charsets,
+    connect,
+    connection_kwargs,
+    server_info,
+    translate,
+)
 from binlog_tailer.settings import MysqlSettings
 
 log = logging.getLogger(__name__)
@@ -49,8 +56,8 @@ MYSQL_TRANSACTION_PAYLOAD, MYSQL_GTID_TAGGED = 40, 42
 MARIADB_GTID, MARIADB_GTID_LIST = 162, 163
 ROWS_OPS = {WRITE_V1: "c", UPDATE_V1: "u", DELETE_V1: "d", WRITE_V2: "c", UPDATE_V2: "u",
             DELETE_V2: "d"}  # fmt: skip
+PARTIAL_UPDATE_ROWS = 39  # MySQL binlog_row_value_options=PARTIAL_JSON: JSON diffs, no values
 UNSUPPORTED = {
-    39: "partial JSON updates (set binlog_row_value_options='' on the server)",
     **{t: "compressed binlog events (set log_bin_compress=OFF)" for t in range(165, 172)},
 }
 
@@ -77,6 +84,7 @@ class BinlogSource:
         self._conn: BinlogConnection | None = None
         self._meta_conn: pymysql.Connection | None = None
         self.is_mariadb = False
+        self._charsets = Charsets()
         self._table_maps: dict[bytes, TableMap] = {}  # raw table-map body -> parsed
         self._by_id: dict[int, TableMap] = {}  # table id -> the latest table map
         self._json_columns: dict[tuple[str, str], frozenset[str]] = {}
@@ -153,6 +161,7 @@ class BinlogSource:
             if self._meta_conn is None:
                 self._meta_conn = connect(s)
                 self.is_mariadb = server_info(self._meta_conn).is_mariadb
+                self._charsets = Charsets(collation_charsets(self._meta_conn))
             kwargs = connection_kwargs(s)
             kwargs["read_timeout"] = max(30.0, s.heartbeat_seconds * 5)
             self._reset_txn()
@@ -241,6 +250,8 @@ class BinlogSource:
             elif etype in (MARIADB_GTID_LIST, MYSQL_PREVIOUS_GTIDS):
                 if self._gtid_state is None:
                     self._seed_gtid(data, etype, len(data) - tail)
+            elif etype == PARTIAL_UPDATE_ROWS:
+                self._partial_update(data, f"{self._file}:{_U32(data, 14)[0]}")
             elif etype in UNSUPPORTED:
                 raise SourceError(
                     f"the binlog at {self._file}:{_U32(data, 14)[0]} uses {UNSUPPORTED[etype]}"
@@ -271,7 +282,7 @@ class BinlogSource:
         raw = data[20:end]
         tm = self._table_maps.get(raw)
         if tm is None:
-            tm = parse_table_map(data, 20, end, self.is_mariadb)
+            tm = parse_table_map(data, 20, end, self.is_mariadb, self._charsets)
             if len(self._table_maps) > SCHEMA_CACHE_LIMIT:  # many distinct tables: bound it
                 self._table_maps.clear()
             self._table_maps[raw] = tm
@@ -319,6 +330,20 @@ class BinlogSource:
             yield RowChange(schema, op, before, after, file, start, i, gtid, server_id, ts_ms)
         return len(images)
 
+    def _partial_update(self, data: bytes, where: str) -> None:
+        """Partial JSON updates carry diffs, not the row: refused for captured tables only."""
+        low, high = struct.unpack_from("<IH", data, 20)
+        tm = self._by_id.get(low | (high << 32))
+        if tm is not None and not self._filter(tm.db, tm.table):
+            return
+        table = f"{tm.db}.{tm.table}" if tm is not None else "a table"
+        raise SourceError(
+            f"the binlog at {where} has a partial JSON update of {table}"
+            " (binlog_row_value_options=PARTIAL_JSON), which carries a diff, not the row:"
+            " set binlog_row_value_options='' on the server (also per session), then replay"
+            " the table or accept that this update is missing"
+        )
+
     def _mysql_gtid(self, data: bytes, etype: int, end: int) -> None:
         self._reset_txn()
         if etype == MYSQL_ANONYMOUS_GTID:
@@ -354,6 +379,8 @@ class BinlogSource:
                     item = self._query(event, len(event), end_pos=next_pos)
                     if item is not None:
                         yield item
+                elif etype == PARTIAL_UPDATE_ROWS:
+                    self._partial_update(event, f"{self._file}:{start} (compressed)")
                 elif etype in UNSUPPORTED:
                     raise SourceError(
                         f"the compressed transaction at {self._file}:{start} uses"

@@ -7,15 +7,16 @@ set, bit string, or a decoded JSON tree (``mysql_json``), as ``binlog_tailer.map
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import struct
 from collections.abc import Callable
 from typing import Any
 
-from pymysql.charset import charset_by_id
 from pymysqlreplication.constants import FIELD_TYPE as T
 
+from binlog_tailer.binlog.charsets import UNKNOWN, Charsets, unknown_message
 from binlog_tailer.binlog.mysql_json import decode_json
 from binlog_tailer.errors import SourceError
 from binlog_tailer.model import Column, TableSchema
@@ -107,11 +108,21 @@ class TableMap:
                 " binlog_row_metadata=FULL on the server (MySQL 8.0.14+, MariaDB 10.5+); names"
                 " read from today's schema could be wrong for older rows"
             )
-        self.readers = [_reader(c) for c in self.columns]
+        readers = []
+        for c in self.columns:
+            if c.charset is not None and c.charset.startswith(UNKNOWN):
+                raise SourceError(
+                    f"column {self.db}.{self.table}.{c.name} uses {unknown_message(c.charset)};"
+                    " convert the column to utf8mb4 or leave the table out of capture.include"
+                )
+            readers.append(_reader(c))
+        self.readers = readers
 
 
 # ------------------------------------------------------------------ table map
-def parse_table_map(data: bytes, off: int, end: int, is_mariadb: bool) -> TableMap:
+def parse_table_map(
+    data: bytes, off: int, end: int, is_mariadb: bool, charsets: Charsets
+) -> TableMap:
     low, high = _U48(data, off)
     table_id = low | (high << 32)
     off += 8  # table id (6) + flags (2)
@@ -141,9 +152,11 @@ def parse_table_map(data: bytes, off: int, end: int, is_mariadb: bool) -> TableM
             for i, c in enumerate(numeric):
                 c.unsigned = bool(value[i >> 3] & (0x80 >> (i & 7)))
         elif kind in (2, 3):  # DEFAULT_CHARSET / COLUMN_CHARSET of character columns
-            _charsets(kind, value, [c for c in columns if _is_character(c, is_mariadb)])
+            targets = [c for c in columns if _is_character(c, is_mariadb)]
+            _charsets(kind, value, targets, charsets)
         elif kind in (10, 11):  # the same, for ENUM and SET columns
-            _charsets(kind - 8, value, [c for c in columns if c.real_type in (T.ENUM, T.SET)])
+            targets = [c for c in columns if c.real_type in (T.ENUM, T.SET)]
+            _charsets(kind - 8, value, targets, charsets)
         elif kind == 4:  # COLUMN_NAME
             pos = 0
             for c in columns:
@@ -161,7 +174,8 @@ def parse_table_map(data: bytes, off: int, end: int, is_mariadb: bool) -> TableM
                     size, pos = lenenc(value, pos)
                     names.append(value[pos : pos + size])
                     pos += size
-                decoded = tuple(v.decode(c.charset or "utf-8", "replace") for v in names)
+                codec = c.charset if c.charset and not c.charset.startswith(UNKNOWN) else "utf-8"
+                decoded = tuple(v.decode(codec, "replace") for v in names)
                 if kind == 5:
                     c.set_values = decoded
                 else:
@@ -222,7 +236,7 @@ def _is_character(c: ColumnDef, is_mariadb: bool) -> bool:
     )
 
 
-def _charsets(kind: int, value: bytes, targets: list[ColumnDef]) -> None:
+def _charsets(kind: int, value: bytes, targets: list[ColumnDef], charsets: Charsets) -> None:
     pos = 0
     if kind == 2:  # a default collation, then (column index, collation) exceptions
         default, pos = lenenc(value, pos)
@@ -236,13 +250,15 @@ def _charsets(kind: int, value: bytes, targets: list[ColumnDef]) -> None:
             cid, pos = lenenc(value, pos)
             ids.append(cid)
     for c, cid in zip(targets, ids, strict=False):
-        c.charset = "binary" if cid == 63 else (charset_by_id(cid).encoding or "utf-8")
+        c.charset = charsets.codec(cid)
 
 
 # ------------------------------------------------------------------ values
 def _reader(c: ColumnDef) -> Reader:
     t = c.real_type
-    if (t, c.unsigned) in _INTS or t in (T.FLOAT, T.DOUBLE):
+    if t == T.FLOAT:
+        return _float32
+    if (t, c.unsigned) in _INTS or t == T.DOUBLE:
         s = _INTS[(t, c.unsigned if t not in (T.FLOAT, T.DOUBLE) else False)]
         unpack, size = s.unpack_from, s.size
         return lambda d, o: (unpack(d, o)[0], o + size)
@@ -281,8 +297,7 @@ def _reader(c: ColumnDef) -> Reader:
 
         def set_(d: bytes, o: int) -> tuple[Any, int]:
             mask = int.from_bytes(d[o : o + size], "little")
-            chosen = {m for i, m in enumerate(members) if mask >> i & 1}
-            return (chosen or None), o + size
+            return {m for i, m in enumerate(members) if mask >> i & 1}, o + size
 
         return set_
     if t == T.BIT:
@@ -308,6 +323,22 @@ def _reader(c: ColumnDef) -> Reader:
     if t == T.NULL:
         return lambda d, o: (None, o)
     raise SourceError(f"column {c.name!r} has a binlog type ({t}) binlog-tailer cannot decode")
+
+
+_F32 = struct.Struct("<f")
+
+
+def _float32(d: bytes, o: int) -> tuple[Any, int]:
+    """A FLOAT as the shortest decimal that reads back as the same 32-bit value (0.1, not the
+    0.10000000149011612 its double expansion prints). A float32 needs at most 9 digits; if one
+    with fewer than 6 exists, rounding to 6 finds it, so 6 is where the search starts."""
+    (x,) = _F32.unpack_from(d, o)
+    for digits in (6, 7, 8):
+        shorter = float(f"{x:.{digits}g}")
+        with contextlib.suppress(OverflowError):  # rounded past the largest float32
+            if _F32.unpack(_F32.pack(shorter))[0] == x:
+                return shorter, o + 4
+    return float(f"{x:.9g}"), o + 4
 
 
 def _string_reader(prefix: int, charset: str | None) -> Reader:

@@ -5,8 +5,12 @@ A server that does not answer fails the run: these tests are never skipped.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import socket
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -20,6 +24,41 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.integration)
 
 
+@pytest.fixture(autouse=True)
+def _shared_servers_guard(request) -> Iterator[None]:
+    """Tests run in parallel workers against shared servers. A test that purges a server's
+    binary logs (marked `purges_binlogs`) runs alone on that server; one that stops Kafka
+    (`stops_kafka`) runs alone. Every other test holds both locks shared."""
+    names = request.fixturenames
+    if "stack" not in names and "kafka_bootstrap" not in names:
+        yield
+        return
+    locks = [("kafka", "stops_kafka")]
+    if "stack" in names:
+        locks.append((str(request.getfixturevalue("stack").mysql_port), "purges_binlogs"))
+    with contextlib.ExitStack() as held:
+        for name, marker in locks:
+            exclusive = request.node.get_closest_marker(marker) is not None
+            held.enter_context(_server_lock(name, exclusive))
+        yield
+
+
+@contextlib.contextmanager
+def _server_lock(name: str, exclusive: bool) -> Iterator[None]:
+    """A readers-writer lock between processes (flock), writer first: once a test waits for
+    it exclusively, new tests wait behind it, so it waits only for the tests already running."""
+    base = Path(tempfile.gettempdir()) / f"binlog-tailer-tests-{name}"
+    with open(f"{base}.turnstile", "a") as turnstile, open(f"{base}.lock", "a") as lock:
+        if exclusive:
+            fcntl.flock(turnstile, fcntl.LOCK_EX)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        else:
+            fcntl.flock(turnstile, fcntl.LOCK_SH)
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        yield
+
+
 def _port_answers(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=2):
@@ -28,10 +67,9 @@ def _port_answers(port: int) -> bool:
         return False
 
 
-@pytest.fixture(scope="session", params=SERVERS)
-def stack(request) -> Stack:
-    """The local stack with one of its source servers: every test using it runs on each."""
-    s = Stack(server=request.param)
+def checked_stack(server: str) -> Stack:
+    """The local stack with `server` as its source; fails (never skips) when it is down."""
+    s = Stack(server=server)
     down = [
         f"{name} on 127.0.0.1:{port}"
         for name, port in (
@@ -43,6 +81,12 @@ def stack(request) -> Stack:
     if down:
         pytest.fail(f"{', '.join(down)} not answering: start the local stack with scripts/dev-up")
     return s
+
+
+@pytest.fixture(scope="session", params=SERVERS)
+def stack(request) -> Stack:
+    """The local stack with one of its source servers: every test using it runs on each."""
+    return checked_stack(request.param)
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,12 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.stops_kafka
 def test_kafka_outage_fails_no_business_write_and_loses_no_event(stack):
     r = subprocess.run(
         [str(ROOT / "examples" / "popular_articles" / "run"), "--writes", "450", "--outage", "4"],
