@@ -627,6 +627,10 @@ def main(argv: list[str] | None = None) -> int:
     with_dbz = not args.no_debezium
     if with_dbz and not env.debezium_jars:
         raise SystemExit("BT_DEBEZIUM_JARS is not set: run this through scripts/bench")
+    if with_dbz and not is_mariadb(env):
+        raise SystemExit(
+            "the Debezium side runs its MariaDB connector only: on MySQL, pass --no-debezium"
+        )
     run = uuid.uuid4().hex[:6]
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     log(f"run {run}; work directory {workdir}")

@@ -8,6 +8,7 @@ import pymysql
 
 from binlog_tailer.checkpoint import CheckpointStore
 from binlog_tailer.errors import BinlogTailerError
+from binlog_tailer.position import BinlogPosition, MariadbGtidPos, MysqlGtidSet
 from binlog_tailer.publisher import KafkaPublisher
 from binlog_tailer.server import binlog_files, connect, server_info, variables
 from binlog_tailer.settings import Settings
@@ -57,14 +58,47 @@ def run_checks(settings: Settings, store: CheckpointStore) -> list[Finding]:
     return out
 
 
+def version_finding(version: str, is_mariadb: bool) -> Finding:
+    """Servers whose binlog cannot name columns (binlog_row_metadata) are not supported."""
+    flavor = "MariaDB" if is_mariadb else "MySQL"
+    try:
+        major, minor, patch = (int(x) for x in version.split("-")[0].split(".")[:3])
+    except ValueError:
+        return Finding(True, f"connected to {flavor} {version} (version not recognised)")
+    oldest = (10, 5, 0) if is_mariadb else (8, 0, 14)
+    if (major, minor, patch) >= oldest:
+        return Finding(True, f"connected to {flavor} {version}")
+    return Finding(
+        False,
+        f"{flavor} {version} is not supported: its binlog cannot carry column names"
+        f" (binlog_row_metadata=FULL needs {flavor} {'.'.join(map(str, oldest))}+)",
+        "upgrade the server (MySQL 8.4 LTS or MariaDB 10.11 LTS and later are tested); names"
+        " read from today's schema would be wrong for rows written before an ALTER TABLE",
+    )
+
+
+def stored_gtid_finding(stored: BinlogPosition | None, is_mariadb: bool) -> Finding | None:
+    """A stored GTID position of the other server's dialect cannot be resumed from."""
+    if stored is None or stored.gtid is None:
+        return None
+    want = MariadbGtidPos if is_mariadb else MysqlGtidSet
+    if isinstance(stored.gtid, want):
+        return None
+    flavor = "MariaDB" if is_mariadb else "MySQL"
+    return Finding(
+        False,
+        f"stored position {stored} is a GTID position of the other dialect, not {flavor}'s",
+        "is mysql.host the server this checkpoint came from? Otherwise store a position of"
+        " this server: 'binlog-tailer offsets set FILE:OFFSET' or its GTID set",
+    )
+
+
 def _server_checks(
     conn: pymysql.Connection, settings: Settings, store: CheckpointStore
 ) -> list[Finding]:
     out: list[Finding] = []
     info = server_info(conn)
-    out.append(
-        Finding(True, f"connected to {'MariaDB' if info.is_mariadb else 'MySQL'} {info.version}")
-    )
+    out.append(version_finding(info.version, info.is_mariadb))
     vars_ = variables(
         conn,
         *EXPECTED,
@@ -96,18 +130,8 @@ def _server_checks(
             )
         )
     compression = vars_.get("binlog_transaction_compression")
-    if compression is not None:
-        ok = compression.upper() == "OFF"
-        out.append(
-            Finding(
-                ok,
-                f"binlog_transaction_compression = {compression} (need OFF)",
-                ""
-                if ok
-                else "[mysqld] binlog_transaction_compression=OFF: compressed "
-                "transaction payloads cannot be decoded",
-            )
-        )
+    if compression is not None and compression.upper() == "ON":
+        out.append(Finding(True, "binlog_transaction_compression = ON (decoded: zstd)"))
     if (vars_.get("log_bin_compress") or "OFF").upper() == "ON":
         out.append(
             Finding(
@@ -127,6 +151,9 @@ def _server_checks(
         )
     out.append(_grants(conn))
     stored = store.load()
+    dialect = stored_gtid_finding(stored, info.is_mariadb)
+    if dialect is not None:
+        out.append(dialect)
     if stored is not None and stored.file is not None:
         files = binlog_files(conn)
         ok = stored.file in files

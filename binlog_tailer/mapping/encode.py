@@ -153,14 +153,19 @@ class RowEncoder:
         return out
 
 
-def dumps(obj: Any) -> bytes:
-    """Compact UTF-8 JSON (non-ASCII kept as is); Decimals (in JSON values) keep every digit."""
+COMPACT = (",", ":")
+MYSQL_JSON_SEPARATORS = (", ", ": ")  # how MySQL's SELECT lays out a JSON column's text
+
+
+def dumps(obj: Any, separators: tuple[str, str] = COMPACT) -> bytes:
+    """UTF-8 JSON (non-ASCII kept as is), compact unless told; Decimals (in JSON values) keep
+    every digit."""
     try:
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return json.dumps(obj, ensure_ascii=False, separators=separators).encode("utf-8")
     except TypeError:
         if not _has_decimal(obj):
             raise
-        return _exact_json(obj).encode("utf-8")
+        return _exact_json(obj, separators).encode("utf-8")
 
 
 def _has_decimal(v: Any) -> bool:
@@ -171,16 +176,16 @@ def _has_decimal(v: Any) -> bool:
     return isinstance(v, list | tuple) and any(_has_decimal(x) for x in v)
 
 
-def _exact_json(v: Any) -> str:
+def _exact_json(v: Any, separators: tuple[str, str]) -> str:
     """JSON text with Decimals as numbers of all their digits: the standard library's encoder
     has no way to write a number it did not format itself (rare: decimals inside JSON values)."""
+    item, key = separators
     if isinstance(v, decimal.Decimal):
         return format(v, "f")
     if isinstance(v, dict):
-        items = (
-            json.dumps(str(k), ensure_ascii=False) + ":" + _exact_json(x) for k, x in v.items()
-        )
-        return "{" + ",".join(items) + "}"
+        pairs = (_exact_json(str(k), separators) + key + _exact_json(x, separators)
+                 for k, x in v.items())  # fmt: skip
+        return "{" + item.join(pairs) + "}"
     if isinstance(v, list | tuple):
-        return "[" + ",".join(_exact_json(x) for x in v) + "]"
-    return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+        return "[" + item.join(_exact_json(x, separators) for x in v) + "]"
+    return json.dumps(v, ensure_ascii=False, separators=separators)

@@ -25,8 +25,10 @@ import re
 import uuid
 from typing import Any
 
+from pymysqlreplication.constants import FIELD_TYPE
+
 from binlog_tailer.errors import MappingError
-from binlog_tailer.mapping.encode import dumps
+from binlog_tailer.mapping.encode import MYSQL_JSON_SEPARATORS, dumps
 from binlog_tailer.model import SCHEMA_CACHE_LIMIT, Record, RowChange, TableSchema
 from binlog_tailer.settings import OutboxSettings
 
@@ -79,12 +81,16 @@ class OutboxMapper:
     def __init__(self, options: OutboxSettings) -> None:
         self.o = options
         self._allowed = frozenset(options.allowed_topics)
-        self._checked: set[TableSchema] = set()
+        # tables whose shape was checked -> whether the payload column is a MySQL JSON column
+        self._checked: dict[TableSchema, bool] = {}
         self.updates_seen = 0
 
-    def _check_shape(self, schema: TableSchema) -> None:
-        if schema in self._checked:
-            return
+    def _check_shape(self, schema: TableSchema) -> bool:
+        """Raises MappingError when a configured column is missing; returns whether the
+        payload column is MySQL's binary JSON (decoded to a value, not text)."""
+        json_payload = self._checked.get(schema)
+        if json_payload is not None:
+            return json_payload
         o = self.o
         required = [
             o.id_column,
@@ -106,19 +112,23 @@ class OutboxMapper:
             )
         if len(self._checked) > SCHEMA_CACHE_LIMIT:
             self._checked.clear()
-        self._checked.add(schema)
+        json_payload = any(
+            c.name == o.payload_column and c.type_code == FIELD_TYPE.JSON for c in schema.columns
+        )
+        self._checked[schema] = json_payload
+        return json_payload
 
     def map(self, change: RowChange) -> list[Record]:
         if change.op == "d":
             return []
         schema = change.schema
-        self._check_shape(schema)
+        json_payload = self._check_shape(schema)
         if change.op == "u":
             return self._update(change)
         o = self.o
         row = change.after or {}
         raw_payload = row.get(o.payload_column)
-        payload = self._payload_bytes(raw_payload)
+        payload = self._payload_bytes(raw_payload, json_payload)
         event_id = _text(row.get(o.id_column))
         for column in (o.id_column, o.aggregate_type_column, o.aggregate_id_column,
                        o.event_type_column):  # fmt: skip
@@ -134,7 +144,7 @@ class OutboxMapper:
         event_type = _text(row[o.event_type_column]) or ""
         parsed: Any = None
         if payload is not None and o.payload_format == "json":
-            if isinstance(raw_payload, dict | list):  # MySQL JSON column: already parsed
+            if json_payload:  # MySQL JSON column: already a value
                 parsed = raw_payload
             else:
                 try:
@@ -188,14 +198,14 @@ class OutboxMapper:
             )
         return [Record(topic, key, value, headers, ts or change.ts_ms or None)]
 
-    def _payload_bytes(self, v: Any) -> bytes | None:
+    def _payload_bytes(self, v: Any, json_payload: bool) -> bytes | None:
         if v is None:
             return None
+        if json_payload:  # a MySQL JSON column, decoded by the binlog reader: its SELECT text
+            return dumps(v, MYSQL_JSON_SEPARATORS)
         if isinstance(v, bytes | bytearray):
             return bytes(v)
-        if isinstance(v, str):
-            return v.encode("utf-8")
-        return dumps(v)  # a MySQL JSON column, decoded by the binlog reader
+        return str(v).encode("utf-8")
 
     def _update(self, change: RowChange) -> list[Record]:
         s = change.schema

@@ -92,6 +92,10 @@ def test_offsets_show_set_reset(tailer: Tailer):
     assert shown == {"file": "binlog.000007", "pos": 1234, "gtid": None}
     r = tailer.cli("offsets", "set", "0-1-150,1-2-7")
     assert json.loads(tailer.cli("offsets", "show").stdout)["position"]["gtid"] == "0-1-150,1-2-7"
+    tagged = "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-10:tag_b:3:tagone:1-2"
+    r = tailer.cli("offsets", "set", tagged.replace("tagone", "TagOne"))  # tags are lowercased
+    assert r.returncode == 0, r.stderr
+    assert json.loads(tailer.cli("offsets", "show").stdout)["position"]["gtid"] == tagged
     assert tailer.cli("offsets", "reset").returncode == 0
     assert json.loads(tailer.cli("offsets", "show").stdout)["position"] is None
     bad = tailer.cli("offsets", "set", "not-a-position")

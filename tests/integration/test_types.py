@@ -172,3 +172,49 @@ def test_edge_values_of_binary_formats_match_select(stack: Stack, database: str,
                 if isinstance(value, decimal.Decimal):
                     expected = format(value, "f")
             assert event[name] == expected, (name, event[name], value)
+
+
+ONCE_WRONG_DDL = """
+CREATE TABLE once_wrong (
+  id INT PRIMARY KEY, f FLOAT, s SET('a', 'b'), l VARCHAR(20) CHARACTER SET latin1,
+  u16 VARCHAR(10) CHARACTER SET utf16, u32 VARCHAR(10) CHARACTER SET utf32,
+  uc2 VARCHAR(10) CHARACTER SET ucs2, js JSON
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+"""
+
+
+def test_values_that_once_differed_from_select(stack: Stack, database: str, tailer: Tailer):
+    """Golden cases the generated-values test found: each once published wrongly or crashed."""
+    big = "12345678901234567890.123"
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute(ONCE_WRONG_DDL)
+    tailer.start()
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        insert = "INSERT INTO once_wrong VALUES (%s, %s, %s, %s, %s, %s, %s, {})"
+        # FLOAT once came out as its double expansion (0.10000000149011612), an empty SET as
+        # null, MySQL latin1's five bytes that cp1252 leaves undefined as a crash
+        cur.execute(
+            insert.format("JSON_OBJECT('d', CAST(%s AS DECIMAL(30,3)))"),
+            (1, 0.1, "", "\x81\x8d\x8f\x90\x9d é€", "한𝄞", "🎉a", "é", big),
+        )
+        cur.execute(insert.format("%s"), (2, 16777217, "a,b", "", "", "", "", "[1.10, -0.5, 1e-7]"))
+        cur.execute("SELECT * FROM once_wrong ORDER BY id")
+        names = [d[0] for d in cur.description]
+        selected = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    file, pos, _ = master_position(stack)
+    tailer.wait_checkpoint_at_least(file, pos)
+    assert tailer.stop() == 0
+    raw = consume(stack.kafka_bootstrap, [tailer.topic(database, "once_wrong")], expect=2)
+    events = [json.loads(m.value(), parse_float=decimal.Decimal)["after"] for m in raw]
+
+    assert events[0]["f"] == decimal.Decimal("0.1") and selected[0]["f"] == 0.1
+    assert events[1]["f"] == 16777216  # the stored float32 (SELECT shows it as 1.67772e+07)
+    assert events[0]["s"] == [] and events[1]["s"] == ["a", "b"]
+    # latin1 as MySQL maps it; utf16, utf32 and ucs2 are big-endian in the binlog
+    for name in ("l", "u16", "u32", "uc2"):
+        assert [e[name] for e in events] == [r[name] for r in selected], name
+    assert events[0]["l"] == "\x81\x8d\x8f\x90\x9d é€"
+    # every digit of a JSON number survives (MySQL: an opaque DECIMAL; MariaDB: JSON text)
+    assert f'"d":{big}'.encode() in raw[0].value()
+    first = decimal.Decimal("1.10") if stack.is_mariadb else decimal.Decimal("1.1")  # a double
+    assert events[1]["js"] == [first, decimal.Decimal("-0.5"), decimal.Decimal("1e-7")]

@@ -1,4 +1,5 @@
 import datetime as dt
+import decimal
 import json
 import uuid
 
@@ -13,6 +14,12 @@ from binlog_tailer.settings import OutboxSettings
 
 COLS = ("id", "aggregate_type", "aggregate_id", "event_type", "payload", "created_at", "tenant")
 SCHEMA = TableSchema("shop", "outbox", tuple(Column(c, FIELD_TYPE.VARCHAR) for c in COLS), ("id",))
+JSON_SCHEMA = TableSchema(  # MySQL: payload JSON, decoded by the binlog reader to a value
+    "shop",
+    "outbox",
+    tuple(Column(c, FIELD_TYPE.JSON if c == "payload" else FIELD_TYPE.VARCHAR) for c in COLS),
+    ("id",),
+)
 
 
 def row(**over):
@@ -53,12 +60,19 @@ def test_insert_becomes_one_routed_keyed_event_with_headers():
 def test_binary_uuid_ids_mysql_json_payloads_and_envelope():
     eid = uuid.uuid4()
     m = OutboxMapper(OutboxSettings(envelope=True, topic_template="{aggregate_type}.{event_type}"))
-    (rec,) = m.map(insert(row(id=eid.bytes, payload={"total": 1})))
+    (rec,) = m.map(insert(row(id=eid.bytes, payload={"total": 1}), schema=JSON_SCHEMA))
     assert rec.topic == "order.OrderPlaced"
     assert dict(rec.headers)["event_id"] == str(eid)
     value = json.loads(rec.value)
     assert value["payload"] == {"total": 1}
     assert value["id"] == str(eid) and value["aggregate_id"] == "42"
+
+
+def test_mysql_json_payloads_are_published_as_select_shows_them():
+    m = OutboxMapper(OutboxSettings())
+    payloads = [{"a": [1, "한"], "d": decimal.Decimal("1.10")}, "just text", 7, None]
+    values = [m.map(insert(row(payload=p), schema=JSON_SCHEMA))[0].value for p in payloads]
+    assert values == [b'{"a": [1, "\xed\x95\x9c"], "d": 1.10}', b'"just text"', b"7", None]
 
 
 def test_shard_key_overrides_the_key_and_null_payload_is_a_tombstone():

@@ -201,3 +201,56 @@ def test_a_captured_table_without_column_names_is_a_clear_error():
     source._filter = lambda db, t: True  # now the unnamed table is captured too
     with pytest.raises(SourceError, match="binlog_row_metadata=FULL"):
         collect(source)
+
+
+def payload(start: int, inner: list[bytes]) -> bytes:
+    """A MySQL TRANSACTION_PAYLOAD_EVENT (zstd) carrying `inner` events (positions 0)."""
+    import zstandard
+
+    # inner events: their real size, next position 0 (OK byte dropped)
+    raw = b"".join(e[1:10] + struct.pack("<II", len(e) - 1, 0) + e[18:] for e in inner)
+    packed = zstandard.ZstdCompressor().compress(raw)
+    assert len(packed) < 251  # one-byte length-encoded integers below
+    # header fields (type, length, value): compression 0 = zstd, payload size; 0 ends them
+    fields = bytes([2, 1, 0, 1, 1, len(packed)])
+    body = fields + b"\x00" + packed
+    return event(40, start, start + 19 + len(body), body)
+
+
+class CompressedSource(ScriptedSource):
+    """BINLOG with transaction 3 compressed: its GTID, then one payload event."""
+
+    def _open(self):
+        pos = self._resume.pos
+        self.opened_at.append(pos)
+        self._reset_txn()
+        self._file = self._resume.file
+        self._by_id.clear()
+        events = [rotate(pos)] + [e for e in COMPRESSED if start_of(e) >= pos]
+        self._conn = ScriptedConnection(self, events)
+        self._first = self._conn.read()
+
+
+PAYLOAD = payload(END2 + 50, T3[1:])
+COMPRESSED = [*T1, *DDL, T3[0], PAYLOAD]
+END3_COMPRESSED = end_of(PAYLOAD)
+
+
+def test_a_compressed_transaction_reads_as_its_events_with_the_payloads_position():
+    source = CompressedSource()
+    items = list(source)
+    changes = [i for i in items if isinstance(i, RowChange)]
+    third = [c for c in changes if c.after["id"] >= 5]
+    assert [c.after["id"] for c in third] == [5, 6, 7, 8]
+    assert {c.pos for c in third} == {END2 + 50}  # the payload event's start
+    assert [c.row for c in third] == [0, 1, 2, 3]  # numbered across the whole transaction
+    assert {c.gtid for c in third} == {"0-1-3"}
+    ends = [i.position.pos for i in items if isinstance(i, TxnEnd)]
+    assert ends == [END1, END2, END3_COMPRESSED]  # the commit falls after the payload
+
+
+def test_connection_lost_after_a_compressed_transaction_resumes_after_it():
+    source = CompressedSource(lose_at=[end_of(PAYLOAD)])
+    ids = [i.after["id"] for i in source if isinstance(i, RowChange)]
+    assert ids == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert source.opened_at == [4, END2]  # the payload is read again whole: no duplicates
