@@ -91,10 +91,9 @@ def is_mariadb(env: Env) -> bool:
 
 def binlog_client(env: Env) -> tuple[str, str]:
     """(name, program) of the server's own binlog client: the raw ceiling reads with it."""
-    if is_mariadb(env):
-        return "mariadb-binlog", "mariadb-binlog"
-    stack = os.environ.get("BT_STACK_DIR", ".stack")
-    return "mysqlbinlog", os.path.join(stack, "mysql", "bin", "mysqlbinlog")
+    stack = os.environ.get("BT_STACK_DIR", str(ROOT / ".stack"))
+    program = os.path.join(stack, os.environ.get("BT_SERVER", "mariadb"), "bin", "binlog-client")
+    return ("mariadb-binlog" if is_mariadb(env) else "mysqlbinlog"), program
 
 
 # ---------------------------------------------------------------- load

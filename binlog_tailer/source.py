@@ -96,6 +96,7 @@ class BinlogSource:
         self._txn_ts_ms = 0  # MySQL: the commit time its GTID event carries (0: unknown)
         self._in_txn = False
         self._emitted_in_txn = 0  # rows of the current transaction already yielded
+        self._at = start.pos or 4  # where the next event starts
         self._skip = 0  # rows to skip after reopening inside a transaction
         self.reconnects = 0
 
@@ -221,7 +222,7 @@ class BinlogSource:
                     raise  # not reached
             etype = data[5]
             if etype in rows_event:
-                yield from self._rows(data, etype, len(data) - tail)
+                yield from self._rows(data, etype, len(data) - tail, (self._at, 0))
             elif etype == XID:
                 yield self._commit(_U32(data, 14)[0])
             elif etype == TABLE_MAP:
@@ -243,20 +244,28 @@ class BinlogSource:
                 yield from self._payload(data, len(data) - tail)
             elif etype == ROTATE:
                 self._file = data[28 : len(data) - tail].decode()
+                self._at = _U64(data, 20)[0]
                 if not self._in_txn_started():
-                    self._resume = BinlogPosition(self._file, _U64(data, 20)[0], self._gtid_state)
+                    self._resume = BinlogPosition(self._file, self._at, self._gtid_state)
             elif etype in (HEARTBEAT, HEARTBEAT_V2):
                 yield None
             elif etype in (MARIADB_GTID_LIST, MYSQL_PREVIOUS_GTIDS):
                 if self._gtid_state is None:
                     self._seed_gtid(data, etype, len(data) - tail)
             elif etype == PARTIAL_UPDATE_ROWS:
-                self._partial_update(data, f"{self._file}:{_U32(data, 14)[0]}")
+                self._partial_update(data, f"{self._file}:{self._at}")
             elif etype in UNSUPPORTED:
                 raise SourceError(
                     f"the binlog at {self._file}:{_U32(data, 14)[0]} uses {UNSUPPORTED[etype]}"
                     ", which binlog-tailer cannot decode"
                 )
+            # Where the next event starts. MariaDB 11 writes no end position (0) in the events
+            # inside a transaction, only in its GTID and commit events: count their sizes.
+            end_pos = _U32(data, 14)[0]
+            if end_pos:
+                self._at = end_pos
+            elif self._in_txn_started():
+                self._at += _U32(data, 10)[0]
             if self._stopping and not self._in_txn_started():
                 return
             data = None
@@ -289,16 +298,16 @@ class BinlogSource:
         self._by_id[tm.table_id] = tm
 
     def _rows(
-        self, data: bytes, etype: int, end: int, at: tuple[int, int] | None = None
+        self, data: bytes, etype: int, end: int, at: tuple[int, int]
     ) -> Generator[RowChange, None, int]:
-        """The captured rows of a rows event; returns how many rows it decoded. `at`: (position,
-        first row index) to report for an event inside a compressed transaction, whose own
-        header has no position."""
+        """The captured rows of a rows event; returns how many rows it decoded. `at`: the
+        event's position and the index of its first row (inside a compressed transaction,
+        the payload's position and the rows before it in the transaction)."""
         low, high = struct.unpack_from("<IH", data, 20)
         tm = self._by_id.get(low | (high << 32))
         if tm is None:
             raise SourceError(
-                f"rows event at {self._file}:{_U32(data, 14)[0]} without its table map;"
+                f"rows event at {self._file}:{at[0]} without its table map;"
                 " was the stream opened inside a transaction?"
             )
         if not self._filter(tm.db, tm.table):
@@ -310,9 +319,9 @@ class BinlogSource:
             off += struct.unpack_from("<H", data, 28)[0]
         op = ROWS_OPS[etype]
         images = decode_rows(tm, data, off, end, op == "u")
-        ts, _, server_id, size, next_pos = _HEADER.unpack_from(data, 0)
+        ts, _, server_id, _, _ = _HEADER.unpack_from(data, 0)
         file = self._file or ""
-        start, first = (next_pos - size, 0) if at is None else at
+        start, first = at
         ts_ms = self._txn_ts_ms or ts * 1000
         schema, gtid = tm.schema, self._txn_gtid
         for i, image in enumerate(images, first):

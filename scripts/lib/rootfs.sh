@@ -26,10 +26,11 @@ debian_mirror() {
   echo "$uri"
 }
 
-# build_rootfs DIR SUITE PACKAGE...: a minimal SUITE root in DIR with PACKAGEs installed.
+# build_rootfs DIR SUITE PACKAGE...: a minimal SUITE root in DIR with PACKAGEs installed
+# (built again when the list of packages changes).
 build_rootfs() {
   local dir=$1 suite=$2; shift 2
-  [ -f "$dir/.complete" ] && return
+  [ "$(cat "$dir/.complete" 2>/dev/null)" = "$suite: $*" ] && return
   [ "$(id -u)" = 0 ] ||
     die "building the $suite root file system for $* needs root (debootstrap); run scripts/dev-up as root once, or set BT_SERVERS to leave it out"
   command -v debootstrap >/dev/null || apt_install debootstrap
@@ -52,7 +53,7 @@ build_rootfs() {
     die "installing $* into the Debian $suite root failed; see $log"
   chroot "$tmp" apt-get clean >>"$log" 2>&1 || true
   rm -rf "$tmp"/var/lib/apt/lists/*
-  date -u +%FT%TZ >"$tmp/.complete"
+  echo "$suite: $*" >"$tmp/.complete"
   rm -rf "$dir"
   mv "$tmp" "$dir"
 }
@@ -62,4 +63,19 @@ in_rootfs() {
   local dir=$1 program=$2; shift 2
   local libs="$dir/usr/lib/x86_64-linux-gnu"
   "$libs/ld-linux-x86-64.so.2" --library-path "$libs:$dir/usr/lib" "$dir$program" "$@"
+}
+
+# rootfs_wrapper DIR PROGRAM: the path of a script that runs DIR/PROGRAM from the root (made
+# once, next to the root).
+rootfs_wrapper() {
+  local dir=$1 program=$2
+  local wrapper="$dir.bin/$(basename "$program")"
+  if [ ! -x "$wrapper" ]; then
+    mkdir -p "$dir.bin"
+    local libs="$dir/usr/lib/x86_64-linux-gnu"
+    printf '#!/bin/sh\nexec "%s/ld-linux-x86-64.so.2" --library-path "%s:%s/usr/lib" "%s%s" "$@"\n' \
+      "$libs" "$libs" "$dir" "$dir" "$program" >"$wrapper"
+    chmod +x "$wrapper"
+  fi
+  echo "$wrapper"
 }

@@ -3,11 +3,13 @@
 BT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 : "${BT_STACK_DIR:=$BT_ROOT/.stack}"                    # data, logs, pid files
 : "${BT_CACHE_DIR:=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/binlog-tailer}"  # jars, root file systems
-: "${BT_SERVERS:=mariadb mysql}"                        # source servers to start (and test)
+: "${BT_SERVERS:=mariadb mysql mariadb11}"              # source servers to start (and test)
 : "${BT_SERVER:=${BT_SERVERS%% *}}"                     # the one demo, bench and examples use
 : "${BT_MARIADB_PORT:=13306}"                           # MariaDB 10.11 (Debian 12's package)
 : "${BT_MYSQL_PORT:=13307}"                             # MySQL 9.x (Debian unstable root fs)
 : "${BT_MYSQL_SUITE:=sid}"                              # the Debian suite MySQL comes from
+: "${BT_MARIADB11_PORT:=13308}"                         # MariaDB 11.x (Debian 13's)
+: "${BT_MARIADB11_SUITE:=trixie}"                       # the Debian suite it comes from
 : "${BT_KAFKA_PORT:=19092}"
 : "${BT_KAFKA_CONTROLLER_PORT:=19093}"
 : "${BT_MYSQL_ADMIN_USER:=bt_admin}"
@@ -19,9 +21,12 @@ KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$BT_R
 MARIADB_DIR=$BT_STACK_DIR/mariadb
 MYSQL_DIR=$BT_STACK_DIR/mysql
 MYSQL_ROOTFS=$BT_CACHE_DIR/rootfs/mysql-$BT_MYSQL_SUITE
+MARIADB11_DIR=$BT_STACK_DIR/mariadb11
+MARIADB11_ROOTFS=$BT_CACHE_DIR/rootfs/mariadb-$BT_MARIADB11_SUITE
 KAFKA_DIR=$BT_STACK_DIR/kafka
 KAFKA_JARS=$BT_CACHE_DIR/kafka-$KAFKA_VERSION
-export BT_ROOT BT_STACK_DIR BT_CACHE_DIR BT_SERVERS BT_SERVER BT_MARIADB_PORT BT_MYSQL_PORT BT_KAFKA_PORT \
+export BT_ROOT BT_STACK_DIR BT_CACHE_DIR BT_SERVERS BT_SERVER BT_MARIADB_PORT BT_MYSQL_PORT \
+  BT_MARIADB11_PORT BT_KAFKA_PORT \
   BT_KAFKA_CONTROLLER_PORT BT_MYSQL_ADMIN_USER BT_MYSQL_ADMIN_PASSWORD BT_MYSQL_CDC_USER \
   BT_MYSQL_CDC_PASSWORD
 
@@ -33,7 +38,8 @@ server_port() {
   case $1 in
     mariadb) echo "$BT_MARIADB_PORT" ;;
     mysql) echo "$BT_MYSQL_PORT" ;;
-    *) die "unknown server '$1' in BT_SERVERS (known: mariadb mysql)" ;;
+    mariadb11) echo "$BT_MARIADB11_PORT" ;;
+    *) die "unknown server '$1' in BT_SERVERS (known: mariadb mysql mariadb11)" ;;
   esac
 }
 

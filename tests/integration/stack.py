@@ -1,8 +1,8 @@
 """Connection settings of the local stack started by scripts/dev-up, and small helpers.
 
 Defaults match scripts/lib/stack.sh; the same BT_* environment variables override both. The
-stack has one or more source servers (BT_SERVERS: MariaDB 10.11, MySQL 9.x); every test that
-touches a source runs against each of them.
+stack has one or more source servers (BT_SERVERS: MariaDB 10.11, MySQL 9.x, MariaDB 11.x);
+every test that touches a source runs against each of them.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from confluent_kafka import Consumer, KafkaError, Message
 SERVER_PORTS = {
     "mariadb": int(os.environ.get("BT_MARIADB_PORT", "13306")),
     "mysql": int(os.environ.get("BT_MYSQL_PORT", "13307")),
+    "mariadb11": int(os.environ.get("BT_MARIADB11_PORT", "13308")),
 }
-SERVERS = os.environ.get("BT_SERVERS", "mariadb mysql").split()
+SERVERS = os.environ.get("BT_SERVERS", "mariadb mysql mariadb11").split()
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,9 @@ def test_server_is_the_version_the_readme_names(stack: Stack):
     with stack.cdc() as conn, conn.cursor() as cur:
         cur.execute("SELECT VERSION()")
         (version,) = cur.fetchone()
-    if stack.is_mariadb:
+    if stack.server == "mariadb11":
+        assert "MariaDB" in version and version.startswith("11."), version
+    elif stack.is_mariadb:
         assert "MariaDB" in version and version.startswith("10.11."), version
     else:
         assert "MariaDB" not in version and int(version.split(".")[0]) >= 9, version

@@ -5,6 +5,7 @@ the stream is a list, so a connection loss can be placed exactly inside a transa
 """
 
 import struct
+from collections.abc import Sequence
 
 from binlog_tailer.binlog.protocol import ConnectionLost
 from binlog_tailer.model import RowChange, TxnEnd
@@ -116,6 +117,9 @@ class ScriptedSource(BinlogSource):
     """Serves BINLOG from the resume position; the connection breaks instead of delivering
     each event whose end position is listed in `lose_at` (once each)."""
 
+    binlog: Sequence[bytes] = BINLOG
+    starts: Sequence[int] = ()  # where each event starts, when its header does not say
+
     def __init__(self, lose_at=()):
         super().__init__(MysqlSettings(), BinlogPosition(FILE, 4), lambda db, t: t != "skipped")
         self.is_mariadb = True
@@ -128,7 +132,8 @@ class ScriptedSource(BinlogSource):
         self._reset_txn()
         self._file = self._resume.file
         self._by_id.clear()
-        events = [rotate(pos)] + [e for e in BINLOG if start_of(e) >= pos]
+        starts = self.starts or [start_of(e) for e in self.binlog]
+        events = [rotate(pos)] + [e for e, at in zip(self.binlog, starts, strict=True) if at >= pos]
         self._conn = ScriptedConnection(self, events)
         self._first = self._conn.read()
 
@@ -217,23 +222,15 @@ def payload(start: int, inner: list[bytes]) -> bytes:
     return event(40, start, start + 19 + len(body), body)
 
 
-class CompressedSource(ScriptedSource):
-    """BINLOG with transaction 3 compressed: its GTID, then one payload event."""
-
-    def _open(self):
-        pos = self._resume.pos
-        self.opened_at.append(pos)
-        self._reset_txn()
-        self._file = self._resume.file
-        self._by_id.clear()
-        events = [rotate(pos)] + [e for e in COMPRESSED if start_of(e) >= pos]
-        self._conn = ScriptedConnection(self, events)
-        self._first = self._conn.read()
-
-
 PAYLOAD = payload(END2 + 50, T3[1:])
 COMPRESSED = [*T1, *DDL, T3[0], PAYLOAD]
 END3_COMPRESSED = end_of(PAYLOAD)
+
+
+class CompressedSource(ScriptedSource):
+    """BINLOG with transaction 3 compressed: its GTID, then one payload event."""
+
+    binlog = COMPRESSED
 
 
 def test_a_compressed_transaction_reads_as_its_events_with_the_payloads_position():
@@ -254,3 +251,21 @@ def test_connection_lost_after_a_compressed_transaction_resumes_after_it():
     ids = [i.after["id"] for i in source if isinstance(i, RowChange)]
     assert ids == [1, 2, 3, 4, 5, 6, 7, 8]
     assert source.opened_at == [4, END2]  # the payload is read again whole: no duplicates
+
+
+def _without_end_position(e: bytes) -> bytes:
+    return e[:14] + b"\x00\x00\x00\x00" + e[18:]
+
+
+class Mariadb11Source(ScriptedSource):
+    """BINLOG as MariaDB 11 writes it: no end position in table-map and rows events."""
+
+    binlog = tuple(_without_end_position(e) if e[5] in (19, 23) else e for e in BINLOG)
+    starts = tuple(start_of(e) for e in BINLOG)
+
+
+def test_events_without_end_positions_get_theirs_from_the_sizes_before_them():
+    expected = [(c.after["id"], c.pos) for c in ScriptedSource() if isinstance(c, RowChange)]
+    got = [(c.after["id"], c.pos) for c in Mariadb11Source() if isinstance(c, RowChange)]
+    assert got == expected and len({pos for _, pos in got}) == 4
+    assert collect(Mariadb11Source()) == EXPECTED
