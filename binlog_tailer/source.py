@@ -22,6 +22,7 @@ import dataclasses
 import logging
 import re
 import struct
+import zlib
 from collections.abc import Callable, Generator, Iterator
 
 import pymysql
@@ -31,6 +32,7 @@ from binlog_tailer.binlog.charsets import Charsets
 from binlog_tailer.binlog.mysql_events import gtid_event_info, payload_events
 from binlog_tailer.binlog.protocol import BinlogConnection, ConnectionLost
 from binlog_tailer.binlog.rows import TableMap, decode_rows, parse_table_map
+from binlog_tailer.binlog.statements import Kind, Statement, classify
 from binlog_tailer.errors import PositionNotFound, SourceError, SourceUnavailable
 from binlog_tailer.model import SCHEMA_CACHE_LIMIT, RowChange, TxnEnd
 from binlog_tailer.position import BinlogPosition, GtidState, MariadbGtidPos, MysqlGtidSet
@@ -47,15 +49,20 @@ log = logging.getLogger(__name__)
 
 POSITION_GONE = 1236  # ER_MASTER_FATAL_ERROR_READING_BINLOG: file purged, GTID unknown, ...
 MARIADB_FL_STANDALONE = 1
+MARIADB_FL_PREPARED_XA = 64  # the first phase of an XA transaction
+ARTIFICIAL = 0x20  # LOG_EVENT_ARTIFICIAL_F, in the header's flags: made up by the dump thread
 
 # event type codes (MySQL binlog_event.h, MariaDB log_event.h)
-QUERY, ROTATE, XID, TABLE_MAP, HEARTBEAT, HEARTBEAT_V2 = 2, 4, 16, 19, 27, 41
+QUERY, ROTATE, FORMAT_DESCRIPTION, XID, TABLE_MAP = 2, 4, 15, 16, 19
+HEARTBEAT, HEARTBEAT_V2 = 27, 41
+CRC32 = 1  # binlog_checksum algorithm, last byte before a FORMAT_DESCRIPTION event's checksum
 WRITE_V1, UPDATE_V1, DELETE_V1, WRITE_V2, UPDATE_V2, DELETE_V2 = 23, 24, 25, 30, 31, 32
 MYSQL_GTID, MYSQL_ANONYMOUS_GTID, MYSQL_PREVIOUS_GTIDS = 33, 34, 35
 MYSQL_TRANSACTION_PAYLOAD, MYSQL_GTID_TAGGED = 40, 42
 MARIADB_GTID, MARIADB_GTID_LIST = 162, 163
 ROWS_OPS = {WRITE_V1: "c", UPDATE_V1: "u", DELETE_V1: "d", WRITE_V2: "c", UPDATE_V2: "u",
             DELETE_V2: "d"}  # fmt: skip
+XA_PREPARE = 38  # ends the first phase of an XA transaction: a boundary
 PARTIAL_UPDATE_ROWS = 39  # MySQL binlog_row_value_options=PARTIAL_JSON: JSON diffs, no values
 UNSUPPORTED = {
     **{t: "compressed binlog events (set log_bin_compress=OFF)" for t in range(165, 172)},
@@ -64,6 +71,7 @@ UNSUPPORTED = {
 _HEADER = struct.Struct("<xIBIII")  # OK byte, timestamp, type, server id, size, next position
 _U32 = struct.Struct("<I").unpack_from
 _U64 = struct.Struct("<Q").unpack_from
+_crc32 = zlib.crc32
 _MARIADB_GTID = struct.Struct("<QIB").unpack_from
 _JSON_CHECK = re.compile(r"json_valid\(`([^`]+)`\)", re.IGNORECASE)
 
@@ -99,6 +107,8 @@ class BinlogSource:
         self._at = start.pos or 4  # where the next event starts
         self._skip = 0  # rows to skip after reopening inside a transaction
         self.reconnects = 0
+        self._damaged_at: tuple[str | None, int] = (None, 0)  # where a checksum last failed
+        self._damaged_reads = 0
 
     # ------------------------------------------------------------------ public
     @property
@@ -135,7 +145,9 @@ class BinlogSource:
                 )
                 # The interrupted transaction is read again from its start: skip what was
                 # already emitted so that a reconnect adds no duplicates.
-                self._skip = self._emitted_in_txn if self._in_txn_started() else 0
+                # A second loss while still skipping: the rows not yet skipped again were
+                # emitted too (`_emitted_in_txn` restarted at the reopen).
+                self._skip = self._emitted_in_txn + self._skip if self._in_txn_started() else 0
                 self._close_stream()
 
     # ------------------------------------------------------------------ connection
@@ -199,6 +211,8 @@ class BinlogSource:
 
     # ------------------------------------------------------------------ events
     def _reset_txn(self) -> None:
+        self._txn_xa = False
+        self._savepoints: dict[bytes, int] = {}  # savepoint -> rows emitted before it
         self._txn_gtid = None
         self._txn_ts_ms = 0
         self._txn_mariadb_gtid = None
@@ -221,9 +235,13 @@ class BinlogSource:
                     self._raise_mysql(exc)
                     raise  # not reached
             etype = data[5]
+            if etype == FORMAT_DESCRIPTION:  # each file says whether its events carry a CRC
+                tail = 4 if data[-5] == CRC32 else 0
+            if tail and _crc32(memoryview(data)[1:-4]) != _U32(data, len(data) - 4)[0]:
+                self._checksum_mismatch(data)
             if etype in rows_event:
                 yield from self._rows(data, etype, len(data) - tail, (self._at, 0))
-            elif etype == XID:
+            elif etype in (XID, XA_PREPARE):
                 yield self._commit(_U32(data, 14)[0])
             elif etype == TABLE_MAP:
                 self._table_map(data, len(data) - tail)
@@ -238,6 +256,7 @@ class BinlogSource:
                 self._txn_gtid = f"{domain}-{server}-{seq}"
                 self._txn_mariadb_gtid = (domain, server, seq)
                 self._in_txn = not flags & MARIADB_FL_STANDALONE
+                self._txn_xa = bool(flags & MARIADB_FL_PREPARED_XA)  # no XA START query
             elif etype in (MYSQL_GTID, MYSQL_GTID_TAGGED, MYSQL_ANONYMOUS_GTID):
                 self._mysql_gtid(data, etype, len(data) - tail)
             elif etype == MYSQL_TRANSACTION_PAYLOAD:
@@ -245,7 +264,10 @@ class BinlogSource:
             elif etype == ROTATE:
                 self._file = data[28 : len(data) - tail].decode()
                 self._at = _U64(data, 20)[0]
-                if not self._in_txn_started():
+                # After a start by GTID the server's first (artificial) rotate names the file
+                # it scans from, not a boundary we passed: resuming there would replay it.
+                by_gtid = self._resume.file is None and data[18] & ARTIFICIAL
+                if not self._in_txn_started() and not by_gtid:
                     self._resume = BinlogPosition(self._file, self._at, self._gtid_state)
             elif etype in (HEARTBEAT, HEARTBEAT_V2):
                 yield None
@@ -270,22 +292,90 @@ class BinlogSource:
                 return
             data = None
 
+    def _checksum_mismatch(self, data: bytes) -> None:
+        """A damaged event: read it again from the last boundary; a damaged file stops us."""
+        where = (self._file, self._at)
+        self._damaged_reads = self._damaged_reads + 1 if where == self._damaged_at else 1
+        self._damaged_at = where
+        if self._damaged_reads >= 3:
+            raise SourceError(
+                f"the event at {self._file}:{self._at} fails its CRC32 checksum on every read:"
+                " the binlog file is damaged there; replay from a later position and accept"
+                " the gap, or restore the file"
+            )
+        raise ConnectionLost(f"event at {self._file}:{self._at} failed its CRC32 checksum")
+
     def _query(self, data: bytes, end: int, end_pos: int | None = None) -> TxnEnd | None:
         db_len = data[28]
         status_len = struct.unpack_from("<H", data, 31)[0]
         start = 33 + status_len + db_len + 1
-        head = data[start : min(end, start + 10)].upper()
-        if head.startswith(b"BEGIN"):
+        head = data[start : min(end, start + 6)].upper()
+        if head == b"BEGIN":  # the common cases first: no parsing
             self._in_txn = True
             return None
-        if not self._in_txn or head.startswith((b"COMMIT", b"ROLLBACK")):
-            # COMMIT/ROLLBACK end a transaction (a logged ROLLBACK carries changes to
-            # non-transactional tables, which did happen); outside one, a statement such as
-            # DDL is a transaction of its own. DDL also changes table ids: forget them.
-            if not head.startswith((b"COMMIT", b"ROLLBACK")):
-                self._by_id.clear()
-            return self._commit(_U32(data, 14)[0] if end_pos is None else end_pos)
+        commit_pos = _U32(data, 14)[0] if end_pos is None else end_pos
+        if head == b"COMMIT":
+            return self._commit(commit_pos)
+        stmt = classify(data[start:end])
+        kind = stmt.kind
+        if kind is Kind.BEGIN:
+            self._in_txn = True
+        elif kind in (Kind.COMMIT, Kind.ROLLBACK):
+            # a logged ROLLBACK carries changes to non-transactional tables, which did happen
+            return self._commit(commit_pos)
+        elif kind is Kind.DML:
+            default_db = data[start - db_len - 1 : start - 1].decode("utf-8", "replace")
+            self._refuse_statement_dml(stmt, default_db)
+        elif kind is Kind.XA:
+            if self._xa_ends_transaction(data[start:end]):
+                return self._commit(commit_pos)
+            return None
+        elif kind is Kind.SAVEPOINT:
+            self._savepoints[data[start:end].split()[-1].strip(b"`")] = self._emitted_in_txn
+        elif kind is Kind.ROLLBACK_TO_SAVEPOINT:
+            self._rollback_to_savepoint(data[start:end].split()[-1].strip(b"`"))
+        if not self._in_txn and kind is not Kind.BEGIN:
+            # outside a transaction a statement such as DDL is one of its own; DDL also
+            # changes table ids: forget them
+            self._by_id.clear()
+            return self._commit(commit_pos)
         return None
+
+    def _refuse_statement_dml(self, stmt: Statement, default_db: str) -> None:
+        """A change logged as SQL text has no row images to publish: stop, never skip it."""
+        targets = [(db or default_db, table) for db, table in stmt.targets]
+        if targets and not any(self._filter(db, table) for db, table in targets):
+            return
+        what = ", ".join(f"{db}.{t}" for db, t in targets) or f"a table (default db {default_db})"
+        raise SourceError(
+            f"the binlog at {self._file}:{self._at} has a {stmt.verb} of {what} logged as a"
+            " statement, not as rows (binlog_format=STATEMENT or MIXED, possibly set per"
+            " session): binlog-tailer cannot publish it. Set binlog_format=ROW on the server"
+            " and in every session that writes captured tables, then replay the table"
+            " (or start after this transaction and accept the gap)"
+        )
+
+    def _xa_ends_transaction(self, sql: bytes) -> bool:
+        """XA START opens a transaction (its captured rows are refused: an XA transaction
+        can still roll back after its rows reach the binlog); XA COMMIT/ROLLBACK end one."""
+        words = sql.split()
+        verb = words[1].upper() if len(words) > 1 else b""
+        if verb in (b"START", b"BEGIN"):
+            self._in_txn = True
+            self._txn_xa = True
+        return verb in (b"COMMIT", b"ROLLBACK")
+
+    def _rollback_to_savepoint(self, name: bytes) -> None:
+        mark = self._savepoints.get(name, 0)
+        if self._emitted_in_txn > mark:
+            raise SourceError(
+                f"the transaction at {self._file}:{self._at} rolled back to savepoint"
+                f" {name.decode('utf-8', 'replace')} after changing captured tables (the"
+                " binlog keeps such rows when a non-transactional table changed too); records"
+                " for the rolled-back rows may have reached Kafka before this was seen. Avoid"
+                " ROLLBACK TO SAVEPOINT in transactions that also change non-transactional"
+                " tables, then resume after this transaction"
+            )
 
     def _table_map(self, data: bytes, end: int) -> None:
         raw = data[20:end]
@@ -312,6 +402,12 @@ class BinlogSource:
             )
         if not self._filter(tm.db, tm.table):
             return 0
+        if self._txn_xa:
+            raise SourceError(
+                f"the binlog at {self._file}:{at[0]} has an XA transaction changing"
+                f" {tm.db}.{tm.table}: XA transactions are not supported (a prepared XA"
+                " transaction can still be rolled back after its rows reach the binlog)"
+            )
         if tm.readers is None:  # the first rows of a captured table under this table map
             self._prepare(tm)
         off = 28

@@ -111,10 +111,10 @@ class BinlogConnection:
                 raise ConnectionLost("the server closed the connection")
             size = header[0] | header[1] << 8 | header[2] << 16
             data: bytes = read(size)
-            while size == 0xFFFFFF:  # a payload of 16 MiB or more continues in more packets
-                header = read(4)
-                size = header[0] | header[1] << 8 | header[2] << 16
-                data += read(size)
+            if len(data) < size:  # cut off: never decode a shorter event
+                raise ConnectionLost(f"the connection closed inside a {size}-byte packet")
+            if size == 0xFFFFFF:  # a payload of 16 MiB or more continues in more packets
+                data = self._continued(read, data)
         except OSError as exc:  # includes the socket timeout (no heartbeat for read_timeout)
             raise ConnectionLost(str(exc)) from exc
         if len(data) < 20:
@@ -126,6 +126,20 @@ class BinlogConnection:
         if data[0] == 0xFF:
             pymysql.err.raise_mysql_exception(data)
         return data
+
+    @staticmethod
+    def _continued(read: Any, first: bytes) -> bytes:
+        parts, size = [first], 0xFFFFFF
+        while size == 0xFFFFFF:
+            header = read(4)
+            if len(header) < 4:
+                raise ConnectionLost("the connection closed inside a continued packet")
+            size = header[0] | header[1] << 8 | header[2] << 16
+            part = read(size)
+            if len(part) < size:
+                raise ConnectionLost(f"the connection closed inside a {size}-byte packet")
+            parts.append(part)
+        return b"".join(parts)
 
     def close(self) -> None:
         if self._conn is not None:

@@ -504,6 +504,8 @@ def decode_rows(tm: TableMap, data: bytes, off: int, end: int, update: bool) -> 
     if update:
         present_after = _present(data[off : off + nbytes], count)
         off += nbytes
+    if len(present) != count or len(present_after) != count:
+        _refuse_partial(tm, present if len(present) != count else present_after)
     out: list[Any] = []
     while off < end:
         before, off = _image(tm, data, off, present)
@@ -513,6 +515,16 @@ def decode_rows(tm: TableMap, data: bytes, off: int, end: int, update: bool) -> 
         else:
             out.append(before)
     return out
+
+
+def _refuse_partial(tm: TableMap, present: tuple[int, ...]) -> None:
+    missing = [c.name for c in tm.columns if c.index not in present]
+    raise SourceError(
+        f"a change of {tm.db}.{tm.table} has a partial row image (binlog_row_image=MINIMAL or"
+        f" NOBLOB, possibly set per session): columns {', '.join(missing)} are missing, and"
+        " publishing them as null would be wrong. Set binlog_row_image=FULL on the server and"
+        " in every session that writes captured tables, then replay the table"
+    )
 
 
 _PRESENT_CACHE: dict[tuple[bytes, int], tuple[int, ...]] = {}

@@ -118,6 +118,7 @@ class ScriptedSource(BinlogSource):
     each event whose end position is listed in `lose_at` (once each)."""
 
     binlog: Sequence[bytes] = BINLOG
+    connection = ScriptedConnection
     starts: Sequence[int] = ()  # where each event starts, when its header does not say
 
     def __init__(self, lose_at=()):
@@ -134,7 +135,7 @@ class ScriptedSource(BinlogSource):
         self._by_id.clear()
         starts = self.starts or [start_of(e) for e in self.binlog]
         events = [rotate(pos)] + [e for e, at in zip(self.binlog, starts, strict=True) if at >= pos]
-        self._conn = ScriptedConnection(self, events)
+        self._conn = self.connection(self, events)
         self._first = self._conn.read()
 
     def _mariadb_json_columns(self, db, table):
@@ -269,3 +270,53 @@ def test_events_without_end_positions_get_theirs_from_the_sizes_before_them():
     got = [(c.after["id"], c.pos) for c in Mariadb11Source() if isinstance(c, RowChange)]
     assert got == expected and len({pos for _, pos in got}) == 4
     assert collect(Mariadb11Source()) == EXPECTED
+
+
+def test_a_second_loss_while_skipping_still_skips_every_row_already_emitted():
+    rows34 = next(e for e in T1 if e[5] == 23 and struct.unpack_from("<i", e, 31)[0] == 3)
+    xid1 = next(e for e in T1 if e[5] == 16)
+    # lost after rows 1-4 were emitted; lost again after skipping only rows 1-2 of them
+    source = ScriptedSource(lose_at=[end_of(xid1), end_of(rows34)])
+    assert collect(source) == EXPECTED
+    assert source.opened_at == [4, 4, 4]
+
+
+def _with_crc(e: bytes) -> bytes:
+    import zlib
+
+    body = e[1:10] + struct.pack("<I", len(e) + 3) + e[14:]  # size includes the checksum
+    return b"\x00" + body + struct.pack("<I", zlib.crc32(body))
+
+
+class ChecksummedConnection(ScriptedConnection):
+    """Serves the events with CRC32 checksums; damages the rows event holding 5-7 while
+    `damage` lasts."""
+
+    checksum = 4
+
+    def read(self):
+        e = _with_crc(super().read())
+        if e[5] == 23 and struct.unpack_from("<i", e, 31)[0] == 5 and self.source.damage:
+            self.source.damage -= 1
+            e = e[:40] + bytes([e[40] ^ 0xFF]) + e[41:]
+        return e
+
+
+class ChecksummedSource(ScriptedSource):
+    connection = ChecksummedConnection
+    damage = 0  # how many reads of that event come damaged
+
+
+def test_a_damaged_event_is_read_again_and_a_damaged_file_stops_clearly():
+    import pytest
+
+    from binlog_tailer.errors import SourceError
+
+    once = ChecksummedSource()
+    once.damage = 1
+    assert collect(once) == EXPECTED  # read again from the last boundary: nothing lost
+    assert once.reconnects == 1
+    always = ChecksummedSource()
+    always.damage = 99
+    with pytest.raises(SourceError, match="fails its CRC32 checksum on every read"):
+        collect(always)
