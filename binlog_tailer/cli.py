@@ -141,6 +141,24 @@ def _start_position(
     return parse_position(choice)
 
 
+def _server_ready(settings: Settings) -> bool:
+    """The checks of `check` on the server's version and global settings, before streaming.
+    An unreachable server is left to the stream's reconnect policy."""
+    from binlog_tailer.errors import SourceUnavailable
+    from binlog_tailer.preflight import server_setting_findings
+    from binlog_tailer.server import connect
+
+    try:
+        with connect(settings.mysql) as conn:
+            failed = [f for f in server_setting_findings(conn, settings) if not f.ok]
+    except SourceUnavailable as exc:
+        log.warning("cannot check the server's settings now (%s); streaming will retry", exc)
+        return True
+    for finding in failed:
+        log.error("the server is not set up for change data capture: %s", finding)
+    return not failed
+
+
 def _run(settings: Settings, start: str | None) -> int:
     from binlog_tailer.service import build
 
@@ -148,6 +166,8 @@ def _run(settings: Settings, start: str | None) -> int:
         parse_position(start)  # a bad --from is a usage error before anything connects
     store = _store(settings)
     stored = store.load()
+    if not _server_ready(settings):
+        return EXIT_CHECK_FAILED
     position = _start_position(settings, start, stored)
     pipeline, source = build(settings, position, store)
     signals = {"n": 0}

@@ -53,7 +53,10 @@ def run_checks(settings: Settings, store: CheckpointStore) -> list[Finding]:
         )
     else:
         with conn:
-            out += _server_checks(conn, settings, store)
+            try:
+                out += _server_checks(conn, settings, store)
+            except BinlogTailerError as exc:  # e.g. a privilege the user lacks
+                out.append(Finding(False, str(exc), "see the privileges the README lists"))
     out.append(_kafka_check(settings))
     return out
 
@@ -96,9 +99,38 @@ def stored_gtid_finding(stored: BinlogPosition | None, is_mariadb: bool) -> Find
 def _server_checks(
     conn: pymysql.Connection, settings: Settings, store: CheckpointStore
 ) -> list[Finding]:
-    out: list[Finding] = []
     info = server_info(conn)
-    out.append(version_finding(info.version, info.is_mariadb))
+    out = server_setting_findings(conn, settings)
+    out.append(_grants(conn))
+    stored = store.load()
+    dialect = stored_gtid_finding(stored, info.is_mariadb)
+    if dialect is not None:
+        out.append(dialect)
+    if stored is not None and stored.file is not None:
+        try:
+            files = binlog_files(conn)
+        except BinlogTailerError as exc:
+            out.append(Finding(False, f"cannot look for the stored position: {exc}"))
+            return out
+        ok = stored.file in files
+        out.append(
+            Finding(
+                ok,
+                f"stored position {stored} is {'on' if ok else 'NOT on'} the server",
+                ""
+                if ok
+                else "the binlog was purged past the checkpoint: replay with "
+                "'binlog-tailer run --from earliest' (and accept the gap) or re-snapshot",
+            )
+        )
+    return out
+
+
+def server_setting_findings(conn: pymysql.Connection, settings: Settings) -> list[Finding]:
+    """The server's version and global binlog settings: what `check` reports and what `run`
+    refuses to start without (a session can still override some; the stream refuses those)."""
+    info = server_info(conn)
+    out = [version_finding(info.version, info.is_mariadb)]
     vars_ = variables(
         conn,
         *EXPECTED,
@@ -112,16 +144,12 @@ def _server_checks(
         if have is None:
             out.append(Finding(False, f"{name} is not supported by this server", fix))
         else:
-            out.append(
-                Finding(
-                    have.upper() == want,
-                    f"{name} = {have} (need {want})",
-                    "" if have.upper() == want else fix,
-                )
-            )
-    if vars_.get("server_id") in (None, "0"):
+            ok = have.upper() == want
+            out.append(Finding(ok, f"{name} = {have} (need {want})", "" if ok else fix))
+    server_id = int(vars_.get("server_id") or 0)
+    if server_id == 0:
         out.append(Finding(False, "server_id is 0", "[mysqld] server_id=1 (any non-zero id)"))
-    if settings.mysql.server_id == int(vars_.get("server_id") or 0):
+    if settings.mysql.server_id == server_id:
         out.append(
             Finding(
                 False,
@@ -129,8 +157,7 @@ def _server_checks(
                 "set mysql.server_id to an id no other server or replica uses",
             )
         )
-    compression = vars_.get("binlog_transaction_compression")
-    if compression is not None and compression.upper() == "ON":
+    if (vars_.get("binlog_transaction_compression") or "OFF").upper() == "ON":
         out.append(Finding(True, "binlog_transaction_compression = ON (decoded: zstd)"))
     if (vars_.get("log_bin_compress") or "OFF").upper() == "ON":
         out.append(
@@ -147,24 +174,6 @@ def _server_checks(
                 "binlog_row_value_options = PARTIAL_JSON (need empty)",
                 "[mysqld] binlog_row_value_options='': partial JSON updates carry"
                 " diffs, not values",
-            )
-        )
-    out.append(_grants(conn))
-    stored = store.load()
-    dialect = stored_gtid_finding(stored, info.is_mariadb)
-    if dialect is not None:
-        out.append(dialect)
-    if stored is not None and stored.file is not None:
-        files = binlog_files(conn)
-        ok = stored.file in files
-        out.append(
-            Finding(
-                ok,
-                f"stored position {stored} is {'on' if ok else 'NOT on'} the server",
-                ""
-                if ok
-                else "the binlog was purged past the checkpoint: replay with "
-                "'binlog-tailer run --from earliest' (and accept the gap) or re-snapshot",
             )
         )
     return out

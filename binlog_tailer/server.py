@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pymysql
@@ -12,6 +14,8 @@ from binlog_tailer.settings import MysqlSettings
 
 ACCESS_DENIED = 1045
 CANNOT_CONNECT = (2003, 2005, 2006, 2013)
+# denied: a privilege (1227), a table (1142), a database (1044), a routine (1370)
+PRIVILEGE_DENIED = (1227, 1142, 1044, 1370)
 
 
 def connection_kwargs(s: MysqlSettings) -> dict[str, object]:
@@ -44,6 +48,25 @@ def translate(exc: pymysql.err.MySQLError, s: MysqlSettings) -> SourceError:
     return SourceError(f"{where}: {exc.args[-1] if exc.args else exc}")
 
 
+@contextlib.contextmanager
+def asking(what: str) -> Iterator[None]:
+    """Translate the server's errors while asking `what` into one clear SourceError."""
+    try:
+        yield
+    except pymysql.err.MySQLError as exc:
+        code = exc.args[0] if exc.args else None
+        message = exc.args[-1] if exc.args else exc
+        if code in CANNOT_CONNECT:
+            raise SourceUnavailable(f"lost MySQL while asking {what}: {message}") from exc
+        hint = ""
+        if code in PRIVILEGE_DENIED:
+            hint = (
+                "; the CDC user needs REPLICATION SLAVE, REPLICATION CLIENT (MariaDB: BINLOG"
+                " MONITOR) and SELECT on *.* ('binlog-tailer check' lists what is missing)"
+            )
+        raise SourceError(f"MySQL refused {what}: {message}{hint}") from exc
+
+
 @dataclass(frozen=True)
 class ServerInfo:
     version: str
@@ -51,14 +74,14 @@ class ServerInfo:
 
 
 def server_info(conn: pymysql.Connection) -> ServerInfo:
-    with conn.cursor() as cur:
+    with asking("its version"), conn.cursor() as cur:
         cur.execute("SELECT VERSION()")
         (version,) = cur.fetchone()
     return ServerInfo(version=version, is_mariadb="mariadb" in version.lower())
 
 
 def variables(conn: pymysql.Connection, *names: str) -> dict[str, str]:
-    with conn.cursor() as cur:
+    with asking("its variables"), conn.cursor() as cur:
         cur.execute(
             "SHOW GLOBAL VARIABLES WHERE Variable_name IN (" + ",".join(["%s"] * len(names)) + ")",
             names,
@@ -86,7 +109,7 @@ def collation_charsets(conn: pymysql.Connection) -> dict[int, str]:
 
 
 def binlog_files(conn: pymysql.Connection) -> list[str]:
-    with conn.cursor() as cur:
+    with asking("the list of its binary logs (SHOW BINARY LOGS)"), conn.cursor() as cur:
         cur.execute("SHOW BINARY LOGS")
         return [row[0] for row in cur.fetchall()]
 
@@ -94,10 +117,12 @@ def binlog_files(conn: pymysql.Connection) -> list[str]:
 def latest_position(conn: pymysql.Connection) -> BinlogPosition:
     """The server's current end of binlog: where a new transaction will start."""
     info = server_info(conn)
-    with conn.cursor() as cur:
+    with asking("the end of its binary log (SHOW BINARY LOG STATUS)"), conn.cursor() as cur:
         try:
             cur.execute("SHOW MASTER STATUS")
-        except pymysql.err.ProgrammingError:  # MySQL 8.4 renamed it
+        except pymysql.err.ProgrammingError as exc:  # MySQL 8.4 renamed it
+            if exc.args and exc.args[0] in PRIVILEGE_DENIED:
+                raise
             cur.execute("SHOW BINARY LOG STATUS")
         row = cur.fetchone()
         if row is None:

@@ -172,3 +172,39 @@ def test_check_passes_on_the_local_stack(tailer: Tailer):
     for setting in ("binlog_format = ROW", "binlog_row_image = FULL", "binlog_row_metadata = FULL"):
         assert setting in r.stdout
     assert "all checks passed" in r.stdout
+
+
+def test_run_refuses_a_server_setting_check_fails_on_before_reading(tailer: Tailer):
+    tailer.env["BINLOG_TAILER_MYSQL__SERVER_ID"] = "1"  # the server's own id
+    r = tailer.cli("run")
+    assert r.returncode == 3, r.stderr
+    assert "not set up for change data capture" in r.stderr
+    assert "equals the server's own id" in r.stderr and "fix: set mysql.server_id" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_privileges_are_one_clear_line_in_run_and_check(stack: Stack, tailer: Tailer):
+    from tests.integration.stack import unique_name
+
+    user = unique_name("np")
+    with stack.admin() as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'pw_{user}'")
+        cur.execute(f"GRANT SELECT ON *.* TO '{user}'@'127.0.0.1'")  # no replication at all
+    try:
+        tailer.env["BINLOG_TAILER_MYSQL__USER"] = user
+        tailer.env["BINLOG_TAILER_MYSQL__PASSWORD"] = f"pw_{user}"
+        r = tailer.cli("run")  # a first run: asks for the end of the binlog
+        assert r.returncode == 1, r.stderr
+        assert "MySQL refused the end of its binary log" in r.stderr, r.stderr
+        assert "REPLICATION CLIENT" in r.stderr and "Traceback" not in r.stderr
+        assert f"pw_{user}" not in r.stderr  # never the password
+        tailer.cli("offsets", "set", "binlog.000001:4")
+        check = tailer.cli("check")
+        assert check.returncode == 3 and "Traceback" not in check.stdout + check.stderr
+        assert "privileges: missing REPLICATION SLAVE, REPLICATION CLIENT" in check.stdout
+        r = tailer.cli("run")  # from the stored position: the dump itself is refused
+        assert r.returncode == 1 and "REPLICATION SLAVE" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+    finally:
+        with stack.admin() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP USER '{user}'@'127.0.0.1'")
