@@ -13,7 +13,9 @@ from binlog_tailer.position import BinlogPosition, MariadbGtidPos, MysqlGtidSet
 from binlog_tailer.settings import MysqlSettings
 
 ACCESS_DENIED = 1045
-CANNOT_CONNECT = (2003, 2005, 2006, 2013)
+# unreachable, or busy for now: too many connections (1040), shutting down (1053), connection
+# killed (MariaDB 1927), socket (2002), server gone or lost (2003, 2005, 2006, 2013)
+CANNOT_CONNECT = (1040, 1053, 1927, 2002, 2003, 2005, 2006, 2013)
 # denied: a privilege (1227), a table (1142), a database (1044), a routine (1370)
 PRIVILEGE_DENIED = (1227, 1142, 1044, 1370)
 

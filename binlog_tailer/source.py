@@ -37,6 +37,7 @@ from binlog_tailer.errors import PositionNotFound, SourceError, SourceUnavailabl
 from binlog_tailer.model import SCHEMA_CACHE_LIMIT, RowChange, TxnEnd
 from binlog_tailer.position import BinlogPosition, GtidState, MariadbGtidPos, MysqlGtidSet
 from binlog_tailer.server import (
+    CANNOT_CONNECT,
     collation_charsets,
     connect,
     connection_kwargs,
@@ -232,6 +233,8 @@ class BinlogSource:
                     data = conn.read()
                 except pymysql.err.MySQLError as exc:
                     self._close_stream()
+                    if exc.args and exc.args[0] in CANNOT_CONNECT:  # e.g. shutting down
+                        raise ConnectionLost(str(exc.args[-1])) from exc
                     self._raise_mysql(exc)
                     raise  # not reached
             etype = data[5]
@@ -335,9 +338,14 @@ class BinlogSource:
         elif kind is Kind.ROLLBACK_TO_SAVEPOINT:
             self._rollback_to_savepoint(data[start:end].split()[-1].strip(b"`"))
         if not self._in_txn and kind is not Kind.BEGIN:
-            # outside a transaction a statement such as DDL is one of its own; DDL also
-            # changes table ids: forget them
+            # Outside a transaction a statement such as DDL is one of its own. DDL changes
+            # table ids and may change what a table map means (a json_valid check added):
+            # forget what was learnt of tables.
             self._by_id.clear()
+            self._table_maps.clear()
+            self._json_columns.clear()
+            if kind is Kind.TRUNCATE:
+                self._truncated(stmt, data[start - db_len - 1 : start - 1].decode())
             return self._commit(commit_pos)
         return None
 
@@ -354,6 +362,15 @@ class BinlogSource:
             " and in every session that writes captured tables, then replay the table"
             " (or start after this transaction and accept the gap)"
         )
+
+    def _truncated(self, stmt: Statement, default_db: str) -> None:
+        for db, table in stmt.targets:
+            if self._filter(db or default_db, table):
+                log.warning(
+                    "TRUNCATE of captured table %s.%s at %s:%s: the rows it removed are not"
+                    " published (no row images exist for them)",
+                    db or default_db, table, self._file, self._at,
+                )  # fmt: skip
 
     def _xa_ends_transaction(self, sql: bytes) -> bool:
         """XA START opens a transaction (its captured rows are refused: an XA transaction

@@ -21,6 +21,7 @@ class Kind(Enum):
     ROLLBACK_TO_SAVEPOINT = "rollback to savepoint"
     XA = "xa"
     DML = "dml"
+    TRUNCATE = "truncate"
     OTHER = "other"  # DDL and the rest
 
 
@@ -42,6 +43,7 @@ _CONTROL = (
     (re.compile(rb"SAVEPOINT\b", re.I), Kind.SAVEPOINT),
     (re.compile(rb"XA\b", re.I), Kind.XA),
 )
+_TRUNCATE = re.compile(rb"TRUNCATE\s+(?:TABLE\s+)?" + _QUALIFIED, re.I)
 _DML = (
     ("INSERT", rb"INSERT\s+(?:(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE)\s+)*(?:INTO\s+)?"),
     ("REPLACE", rb"REPLACE\s+(?:(?:LOW_PRIORITY|DELAYED)\s+)*(?:INTO\s+)?"),
@@ -71,17 +73,23 @@ def classify(sql: bytes) -> Statement:
     for pattern, kind in _CONTROL:
         if pattern.match(text):
             return Statement(kind)
+    m = _TRUNCATE.match(text)
+    if m is not None:
+        return Statement(Kind.TRUNCATE, "TRUNCATE", (_target(m),))
     for verb, full, head in _DML_PATTERNS:
         if not head.match(text):
             continue
         m = full.match(text)
         if m is None or not _SINGLE_TARGET_END.match(text, m.end()):
             return Statement(Kind.DML, verb)
-        db = _unquote(m.group(1) or m.group(2))
-        table = _unquote(m.group(3) or m.group(4))
-        assert table is not None
-        return Statement(Kind.DML, verb, ((db, table),))
+        return Statement(Kind.DML, verb, (_target(m),))
     return Statement(Kind.OTHER)
+
+
+def _target(m: re.Match[bytes]) -> tuple[str | None, str]:
+    table = _unquote(m.group(3) or m.group(4))
+    assert table is not None
+    return _unquote(m.group(1) or m.group(2)), table
 
 
 def _unquote(name: bytes | None) -> str | None:

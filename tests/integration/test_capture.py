@@ -72,3 +72,31 @@ def test_crud_on_captured_tables_rollback_and_excluded_table(
     # exactly what we read, and nothing at all from the excluded table.
     topics = [tailer.topic(database, t) for t in ("users", "orders", "secrets")]
     assert topic_sizes(stack.kafka_bootstrap, topics) == dict(zip(topics, [6, 2, 0], strict=True))
+
+
+def test_ddl_is_followed_and_truncate_is_named(stack: Stack, database: str, tailer: Tailer):
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE docs (id INT PRIMARY KEY, doc LONGTEXT)")
+    tailer.start()
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute("""INSERT INTO docs VALUES (1, '{"a": 1}')""")
+        cur.execute("ALTER TABLE docs MODIFY doc JSON")  # MariaDB: LONGTEXT + json_valid
+        cur.execute("""INSERT INTO docs VALUES (2, '{"a": 2}')""")
+        cur.execute("ALTER TABLE docs ADD COLUMN note VARCHAR(10) DEFAULT 'n'")
+        cur.execute("""INSERT INTO docs (id, doc) VALUES (3, '{"a": 3}')""")
+        cur.execute("TRUNCATE TABLE docs")
+    end_file, end_pos, _ = master_position(stack)
+    tailer.wait_checkpoint_at_least(end_file, end_pos)
+    assert tailer.stop() == 0
+    msgs = consume(stack.kafka_bootstrap, [tailer.topic(database, "docs")], expect=3)
+    after = [json.loads(m.value())["after"] for m in msgs]
+    assert after[1:] == [
+        {"id": 2, "doc": {"a": 2}},  # JSON once the column is JSON
+        {"id": 3, "doc": {"a": 3}, "note": "n"},  # a column added later
+    ]
+    # text while it was text; MariaDB knows JSON columns only from today's schema, read when
+    # the table is first seen after DDL: the row may already count as JSON (README, limits)
+    assert after[0] == {"id": 1, "doc": '{"a": 1}'} or (
+        stack.is_mariadb and after[0] == {"id": 1, "doc": {"a": 1}}
+    )
+    assert f"TRUNCATE of captured table {database}.docs" in tailer.log()

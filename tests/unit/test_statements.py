@@ -17,7 +17,8 @@ from binlog_tailer.binlog.statements import Kind, classify
         (b"XA COMMIT X'1234',X'',1", Kind.XA),
         (b"ALTER TABLE t ADD COLUMN c INT", Kind.OTHER),
         (b"/* app */ CREATE TABLE insert_log (id INT)", Kind.OTHER),
-        (b"TRUNCATE TABLE t", Kind.OTHER),
+        (b"TRUNCATE TABLE t", Kind.TRUNCATE),
+        (b"truncate `db`.t", Kind.TRUNCATE),
     ],
 )
 def test_transaction_control_and_ddl(sql, kind):
