@@ -110,6 +110,21 @@ class Tailer:
 
         wait_until(reached, timeout, f"checkpoint to reach {file}:{pos}")
 
+    def local_ports(self) -> set[int]:
+        """Local ports of this service's connections to its source server (ss, iproute2)."""
+        assert self.proc is not None
+        out = subprocess.run(
+            ["ss", "-Htnp", "state", "established", f"( dport = :{self.stack.mysql_port} )"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return {
+            int(line.split()[2].rsplit(":", 1)[1])
+            for line in out.splitlines()
+            if f"pid={self.proc.pid}," in line
+        }
+
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()

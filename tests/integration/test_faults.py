@@ -86,7 +86,7 @@ def test_lost_mysql_connection_resumes_without_loss_or_replay(
     killed = 0
     for target in (1500, 3000, 4500):
         writer.wait_rows(target)
-        killed += _kill_binlog_dump_connections(stack)
+        killed += _kill_binlog_dump_connections(stack, tailer)
     assert killed >= 3
     committed = _finish(stack, tailer, writer)
 
@@ -98,17 +98,41 @@ def test_lost_mysql_connection_resumes_without_loss_or_replay(
     assert ids == sorted(ids)
 
 
-def _kill_binlog_dump_connections(stack: Stack) -> int:
+def _kill_binlog_dump_connections(stack: Stack, tailer: Tailer) -> int:
+    """Kill this service's replication connection (other workers' services share the server)."""
     with stack.admin() as conn, conn.cursor() as cur:
 
         def dump_threads():
+            ports = tailer.local_ports()
             cur.execute(
-                "SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'"
+                "SELECT ID, HOST FROM information_schema.PROCESSLIST"
+                " WHERE COMMAND LIKE 'Binlog Dump%'"
             )
-            return [r[0] for r in cur.fetchall()]
+            return [i for i, host in cur.fetchall() if int(host.rsplit(":", 1)[1]) in ports]
 
-        wait_until(lambda: bool(dump_threads()), 30, "a replication connection to kill")
+        wait_until(lambda: bool(dump_threads()), 30, "the service's replication connection")
         ids = dump_threads()
         for thread_id in ids:
             cur.execute(f"KILL CONNECTION {int(thread_id)}")
         return len(ids)
+
+
+def test_connection_lost_before_the_first_commit_after_a_gtid_start_replays_nothing(
+    stack: Stack, database: str, tailer: Tailer
+):
+    """The server's first rotate after a start by GTID names a file to scan, not a boundary:
+    reopening there would replay that file and move the checkpoint backwards."""
+    Writer.create_table(stack, database)
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO events VALUES (1, 'before the start')")
+    _, _, gtid = master_position(stack)
+    tailer.start("--from", gtid)
+    assert _kill_binlog_dump_connections(stack, tailer) >= 1  # before any commit after the start
+    wait_until(lambda: "lost the replication connection" in tailer.log(), 30, "the loss")
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO events VALUES (2, 'after the start')")
+    file, pos, _ = master_position(stack)
+    tailer.wait_checkpoint_at_least(file, pos)
+    assert tailer.stop() == 0, tailer.log()
+    got = _ids_and_sources(stack, tailer.topic(database, "events"))
+    assert [i for i, _ in got] == [2]

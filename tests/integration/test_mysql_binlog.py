@@ -130,7 +130,7 @@ def test_compressed_transactions_under_connection_loss_lose_and_replay_nothing(
         for _ in range(20):
             _insert(stack, database, range(next_id, next_id + 50), compress=True)
             next_id += 50
-        assert _kill_binlog_dump_connections(stack) >= 1
+        assert _kill_binlog_dump_connections(stack, tailer) >= 1
     _run_to_end(stack, tailer)
     assert tailer.log().count("lost the replication connection") >= 3
     events = _events(stack, tailer, database, "t", next_id - 1)
