@@ -7,6 +7,7 @@ then an optional TOML config file (``--config``), then defaults.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -54,6 +55,15 @@ class MysqlSettings(_Section):
     )
 
 
+_PRODUCER_GUARANTEES = {
+    "enable.idempotence": {"true", "1"},
+    "acks": {"all", "-1"},
+    "request.required.acks": {"all", "-1"},
+    "enable.gapless.guarantee": {"true", "1", "false", "0"},
+    "max.in.flight.requests.per.connection": {"1", "2", "3", "4", "5"},
+}
+
+
 class KafkaSettings(_Section):
     bootstrap_servers: str = "127.0.0.1:9092"
     delivery_timeout_ms: int = Field(
@@ -62,6 +72,20 @@ class KafkaSettings(_Section):
     producer: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="extra librdkafka producer settings"
     )
+
+    @field_validator("producer")
+    @classmethod
+    def _keeps_the_guarantees(
+        cls, v: dict[str, str | int | float | bool]
+    ) -> dict[str, str | int | float | bool]:
+        """Settings that would silently give up per-key order or acknowledged delivery."""
+        for key, safe in _PRODUCER_GUARANTEES.items():
+            if key in v and str(v[key]).lower() not in safe:
+                raise ValueError(
+                    f"{key}={v[key]} would give up acknowledged, ordered delivery (nothing lost,"
+                    f" per-key order); binlog-tailer sets it: leave it out"
+                )
+        return v
 
 
 class CaptureSettings(_Section):
@@ -188,13 +212,42 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         raise ConfigError(f"cannot read settings: {exc}") from None
 
 
+_SECRET = re.compile(r"pass|secret|token|key|sasl|credential|auth", re.I)
+
+
 def _describe(exc: ValidationError, config_file: str | Path | None) -> str:
-    lines = ["invalid settings:"]
+    """One line per setting in error, naming its environment variable; never the value of a
+    secret, nor of a name that is not a setting (a mistyped `passwd` holds a password too)."""
+    lines, seen = ["invalid settings:"], set()
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        env = ENV_PREFIX + "__".join(str(p) for p in err["loc"]).upper()
-        given = f" (got {err['input']!r})" if err["type"] != "missing" else ""
-        lines.append(f"  {loc}: {err['msg']}{given}  [env {env}]")
+        fields = _setting_path(err["loc"])
+        unknown = err["type"] == "extra_forbidden"  # a name that is not a setting
+        shown = err["loc"] if unknown or not fields else err["loc"][: len(fields)]
+        loc = ".".join(str(p) for p in shown)
+        if loc in seen:  # a union setting: one message is enough
+            continue
+        seen.add(loc)
+        env = ENV_PREFIX + "__".join(fields).upper() if fields else None
+        secret = unknown or any(_SECRET.search(str(p)) for p in err["loc"])
+        given = ""
+        if err["type"] != "missing" and not secret and isinstance(err["input"], str | int | float):
+            given = f" (got {err['input']!r})"
+        where = f"  [env {env}]" if env and not unknown else ""
+        lines.append(f"  {loc}: {err['msg']}{given}{where}")
     if config_file is not None:
         lines.append(f"  (sources: environment, config file {config_file})")
     return "\n".join(lines)
+
+
+def _setting_path(loc: tuple[int | str, ...]) -> list[str]:
+    """The leading part of an error location that names settings (sections and fields),
+    without union members or the keys inside a dictionary setting."""
+    model: Any = Settings
+    path: list[str] = []
+    for part in loc:
+        fields = getattr(model, "model_fields", None)
+        if not isinstance(part, str) or not fields or part not in fields:
+            break
+        path.append(part)
+        model = fields[part].annotation
+    return path

@@ -80,3 +80,28 @@ def test_outbox_template_fields_are_checked(monkeypatch):
     monkeypatch.setenv("BINLOG_TAILER_OUTBOX__TOPIC_TEMPLATE", "events.{aggregate}")
     with pytest.raises(ConfigError, match="aggregate"):
         load_settings()
+
+
+def test_settings_errors_never_echo_a_secret(tmp_path, monkeypatch):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[mysql]\npasswd = "hunter2-typo"\npassword = 987654321\n'
+        '[kafka.producer]\n"sasl.password" = ["s3cret-list"]\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg)
+    text = str(info.value)
+    assert "mysql.passwd" in text and "mysql.password" in text and "kafka.producer" in text
+    for secret in ("hunter2-typo", "987654321", "s3cret-list"):
+        assert secret not in text
+    assert "BINLOG_TAILER_KAFKA__PRODUCER]" in text  # the variable that exists
+    assert "SASL.PASSWORD" not in text
+    # four union members (str, int, float, bool) refused the list: one line for the setting
+    assert sum("kafka.producer" in line for line in text.splitlines()) == 1
+
+
+@pytest.mark.parametrize("producer", [{"enable.idempotence": False}, {"acks": "1"}, {"acks": 0}])
+def test_producer_settings_cannot_give_up_the_delivery_guarantees(producer):
+    with pytest.raises(ConfigError, match="would give up acknowledged, ordered delivery"):
+        load_settings(kafka={"producer": producer})
+    load_settings(kafka={"producer": {"compression.type": "zstd", "acks": "all"}})
