@@ -42,6 +42,8 @@ def build(
         tracker,
         store,
         settings.checkpoint.interval_seconds,
+        # a clean stop waits as long as Kafka may take to acknowledge (or fail) a record
+        drain_timeout=settings.kafka.delivery_timeout_ms / 1000 + 5,
         dead_letters=dead_letters,
     )
     return pipeline, source

@@ -22,11 +22,19 @@ import dataclasses
 import logging
 import re
 import struct
+import time
 import zlib
 from collections.abc import Callable, Generator, Iterator
 
 import pymysql
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
+from tenacity.stop import stop_base
 
 from binlog_tailer.binlog.charsets import Charsets
 from binlog_tailer.binlog.mysql_events import gtid_event_info, payload_events
@@ -135,7 +143,8 @@ class BinlogSource:
     def __iter__(self) -> Iterator[Item]:
         # _skip > 0: the connection broke inside a transaction; finish it even when stopping
         while not self._stopping or self._skip:
-            self._open_with_retry()
+            if not self._open_with_retry():
+                return  # stopped while the server was away: the checkpoint is a boundary
             try:
                 yield from self._read()
                 return  # stream ended (stop requested)
@@ -155,19 +164,35 @@ class BinlogSource:
     def _in_txn_started(self) -> bool:
         return self._in_txn or self._txn_gtid is not None
 
-    def _open_with_retry(self) -> None:
+    def _open_with_retry(self) -> bool:
+        """Open the stream, retrying while the server is unavailable; False when a stop was
+        asked for meanwhile (the signal does not wait for the reconnect timeout)."""
         retrying = Retrying(
             retry=retry_if_exception_type(SourceUnavailable),
-            stop=stop_after_delay(self.settings.reconnect_timeout_seconds),
+            stop=stop_after_delay(self.settings.reconnect_timeout_seconds) | _StopWhen(self),
             wait=wait_exponential(multiplier=0.2, max=10),
+            sleep=self._sleep_unless_stopped,
             reraise=True,
             before_sleep=lambda rs: log.warning(
                 "MySQL unavailable (%s); retrying", rs.outcome.exception() if rs.outcome else "?"
             ),
         )
-        for attempt in retrying:
-            with attempt:
-                self._open()
+        try:
+            for attempt in retrying:
+                with attempt:
+                    if self._stopping:
+                        return False
+                    self._open()
+        except SourceUnavailable:
+            if self._stopping:
+                return False
+            raise
+        return True
+
+    def _sleep_unless_stopped(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stopping and time.monotonic() < deadline:
+            time.sleep(min(0.1, deadline - time.monotonic()))
 
     def _open(self) -> None:
         s = self.settings
@@ -574,6 +599,16 @@ class BinlogSource:
             cols = frozenset(m for c in clauses for m in _JSON_CHECK.findall(c))
             self._json_columns[key] = cols
         return cols
+
+
+class _StopWhen(stop_base):
+    """Stop retrying once the source was asked to stop."""
+
+    def __init__(self, source: BinlogSource) -> None:
+        self.source = source
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.source._stopping
 
 
 def _advance(state: GtidState | None, gtid: str) -> GtidState | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from binlog_tailer import __version__
 from binlog_tailer.errors import MappingError
@@ -50,31 +51,60 @@ class EnvelopeMapper:
         schema = change.schema
         before = self._encoder.encode(schema, change.before)
         after = self._encoder.encode(schema, change.after)
-        key = None
-        if schema.primary_key:
-            image = after if after is not None else before
-            assert image is not None
-            key = dumps({c: image.get(c) for c in schema.primary_key})
-        value = {
-            "op": change.op,
-            "before": before,
-            "after": after,
-            "source": {
-                "connector": "binlog-tailer",
-                "version": __version__,
-                "server_id": change.server_id,
-                "file": change.file,
-                "pos": change.pos,
-                "row": change.row,
-                "gtid": change.gtid,
-                "db": schema.db,
-                "table": schema.table,
-                "ts_ms": change.ts_ms,
-            },
-            "ts_ms": int(time.time() * 1000),
-        }
         topic = self.topic_for(schema.db, schema.table)
-        records = [Record(topic, key, dumps(value), timestamp_ms=change.ts_ms or None)]
-        if change.op == "d" and self.options.tombstones and key is not None:
-            records.append(Record(topic, key, None, timestamp_ms=change.ts_ms or None))
+        ts = change.ts_ms or None
+        if not schema.primary_key:
+            return [
+                Record(topic, None, self._value(change, change.op, before, after), timestamp_ms=ts)
+            ]
+        key = self._key(schema.primary_key, after if after is not None else before)
+        if change.op == "u" and before is not None:
+            old_key = self._key(schema.primary_key, before)
+            if old_key != key:
+                # The primary key changed: as Debezium, a delete of the old key (then its
+                # tombstone) and a create of the new one, so compacted topics drop the old.
+                return [
+                    Record(topic, old_key, self._value(change, "d", before, None), timestamp_ms=ts),
+                    *self._tombstone(topic, old_key, ts),
+                    Record(topic, key, self._value(change, "c", None, after), timestamp_ms=ts),
+                ]
+        records = [
+            Record(topic, key, self._value(change, change.op, before, after), timestamp_ms=ts)
+        ]
+        if change.op == "d":
+            records += self._tombstone(topic, key, ts)
         return records
+
+    @staticmethod
+    def _key(primary_key: tuple[str, ...], image: dict[str, Any] | None) -> bytes:
+        assert image is not None
+        return dumps({c: image.get(c) for c in primary_key})
+
+    def _tombstone(self, topic: str, key: bytes, ts: int | None) -> list[Record]:
+        return [Record(topic, key, None, timestamp_ms=ts)] if self.options.tombstones else []
+
+    def _value(
+        self, change: RowChange, op: str, before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> bytes:  # fmt: skip
+        schema = change.schema
+        return dumps(
+            {
+                "op": op,
+                "before": before,
+                "after": after,
+                "source": {
+                    "connector": "binlog-tailer",
+                    "version": __version__,
+                    "server_id": change.server_id,
+                    "file": change.file,
+                    "pos": change.pos,
+                    "row": change.row,
+                    "gtid": change.gtid,
+                    "db": schema.db,
+                    "table": schema.table,
+                    "ts_ms": change.ts_ms,
+                },
+                "ts_ms": int(time.time() * 1000),
+            }
+        )

@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from tests.integration.stack import Stack, consume, topic_sizes
+from tests.integration.stack import Stack, consume, topic_sizes, wait_until
 from tests.integration.tailer import Tailer, master_position
 
 
@@ -208,3 +208,18 @@ def test_missing_privileges_are_one_clear_line_in_run_and_check(stack: Stack, ta
     finally:
         with stack.admin() as conn, conn.cursor() as cur:
             cur.execute(f"DROP USER '{user}'@'127.0.0.1'")
+
+
+def test_sigterm_while_waiting_for_an_unreachable_server_stops_at_once(tailer: Tailer):
+    import time
+
+    tailer.cli("offsets", "set", "binlog.000001:4")
+    tailer.env["BINLOG_TAILER_MYSQL__PORT"] = str(_free_port())  # the default: retry 300 s
+    tailer.start()
+    wait_until(lambda: "MySQL unavailable" in tailer.log(), 30, "a reconnect attempt")
+    t0 = time.monotonic()
+    assert tailer.stop(timeout=30) == 0, tailer.log()
+    assert time.monotonic() - t0 < 10
+    assert "Traceback" not in tailer.log()
+    # the stored position is untouched
+    assert json.loads(tailer.cli("offsets", "show").stdout)["position"]["pos"] == 4

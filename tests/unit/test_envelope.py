@@ -64,3 +64,16 @@ def test_topic_template():
     assert m.topic_for("d", "t") == "d-t-p"
     with pytest.raises(MappingError, match="unknown field"):
         EnvelopeMapper(EnvelopeOptions(topic_template="{nope}")).topic_for("d", "t")
+
+
+@pytest.mark.parametrize("tombstones", [False, True])
+def test_an_update_of_the_primary_key_is_a_delete_and_a_create(tombstones):
+    records = EnvelopeMapper(EnvelopeOptions(tombstones=tombstones)).map(
+        change("u", {"a": 1, "b": 2, "v": "x"}, {"a": 1, "b": 3, "v": "x"})
+    )
+    shape = [(json.loads(r.key), r.value and json.loads(r.value)["op"]) for r in records]
+    old, new = {"a": 1, "b": 2}, {"a": 1, "b": 3}
+    assert shape == [(old, "d"), *([(old, None)] if tombstones else []), (new, "c")]
+    delete, create = json.loads(records[0].value), json.loads(records[-1].value)
+    assert delete["before"]["b"] == 2 and delete["after"] is None
+    assert create["before"] is None and create["after"]["b"] == 3
