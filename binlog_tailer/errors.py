@@ -9,7 +9,7 @@
     │   └── RecordRejected          Kafka refused one record for what it is (too large):
     │                               dead-lettered when a dead-letter topic is set
     ├── MappingError                a row could not be turned into a record (fatal)
-    │   └── BadRecord               one bad row (mapping/outbox.py): dead-lettered or fatal
+    │   └── BadRecord               one bad row: dead-lettered, or fatal (dead_letter.mode)
     └── CheckpointError             the stored position cannot be read or written
 
 Adapters translate the exceptions of their dependency at the boundary
@@ -55,6 +55,18 @@ class RecordRejected(PublishError):
 
 class MappingError(BinlogTailerError):
     """A row change could not be mapped to a Kafka record."""
+
+
+class BadRecord(MappingError):
+    """One row cannot become a valid record; the dead-letter policy decides what happens."""
+
+    def __init__(
+        self, reason: str, message: str, original: bytes | None, event_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason  # a short code: missing_value, invalid_json, topic_not_allowed, ...
+        self.original = original
+        self.event_id = event_id
 
 
 class CheckpointError(BinlogTailerError):

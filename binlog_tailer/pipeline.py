@@ -12,10 +12,9 @@ from typing import Protocol
 
 from binlog_tailer.acks import AckTracker
 from binlog_tailer.checkpoint import CheckpointStore
-from binlog_tailer.errors import PublishError, RecordRejected
+from binlog_tailer.errors import BadRecord, PublishError, RecordRejected
 from binlog_tailer.mapping import Mapper
 from binlog_tailer.mapping.dead_letter import DeadLetters
-from binlog_tailer.mapping.outbox import BadRecord
 from binlog_tailer.model import Record, RowChange, TxnEnd
 from binlog_tailer.position import BinlogPosition
 

@@ -259,10 +259,6 @@ class BinlogPosition:
         if self.pos is not None and self.pos < 4:
             raise ConfigError(f"binlog offset {self.pos} is before the first event (4)")
 
-    @property
-    def has_file(self) -> bool:
-        return self.file is not None
-
     def to_dict(self) -> dict[str, object]:
         return {"file": self.file, "pos": self.pos, "gtid": str(self.gtid) if self.gtid else None}
 

@@ -36,7 +36,6 @@ class KafkaPublisher:
         self._on_ack = on_ack
         self._failure: PublishError | None = None
         self._rejected: list[RecordRejected] = []
-        self.failed = 0
         try:
             self._producer = Producer(producer_config(settings) | {"error_cb": self._on_error})
         except KafkaException as exc:
@@ -58,7 +57,6 @@ class KafkaPublisher:
             elif err.code() in _RECORD_ERRORS:
                 self._rejected.append(RecordRejected(_rejection(record, err), record, seq))
             else:
-                self.failed += 1
                 if self._failure is None:
                     self._failure = PublishError(
                         f"Kafka did not accept a record for topic {record.topic!r}: {err.str()}"

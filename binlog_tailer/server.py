@@ -147,10 +147,3 @@ def earliest_position(conn: pymysql.Connection) -> BinlogPosition:
     if not files:
         raise ConfigError("the server has no binary logs: set log_bin (check with 'check')")
     return BinlogPosition(file=files[0], pos=4)
-
-
-def position_exists(conn: pymysql.Connection, position: BinlogPosition) -> bool:
-    """Whether the server still has the binlog file a position names (GTIDs: not checked here)."""
-    if position.file is None:
-        return True
-    return position.file in binlog_files(conn)

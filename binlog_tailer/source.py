@@ -120,11 +120,6 @@ class BinlogSource:
         self._damaged_reads = 0
 
     # ------------------------------------------------------------------ public
-    @property
-    def position(self) -> BinlogPosition:
-        """The last transaction boundary read."""
-        return self._resume
-
     def stop(self) -> None:
         """Ask the iterator to end at the next transaction boundary (signal-safe).
 

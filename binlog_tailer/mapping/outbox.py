@@ -27,7 +27,7 @@ from typing import Any
 
 from pymysqlreplication.constants import FIELD_TYPE
 
-from binlog_tailer.errors import MappingError
+from binlog_tailer.errors import BadRecord, MappingError
 from binlog_tailer.mapping.encode import MYSQL_JSON_SEPARATORS, dumps
 from binlog_tailer.model import SCHEMA_CACHE_LIMIT, Record, RowChange, TableSchema
 from binlog_tailer.settings import OutboxSettings
@@ -35,18 +35,6 @@ from binlog_tailer.settings import OutboxSettings
 log = logging.getLogger(__name__)
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
-
-
-class BadRecord(MappingError):
-    """One row cannot become a valid record; the dead-letter policy decides what happens."""
-
-    def __init__(
-        self, reason: str, message: str, original: bytes | None, event_id: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.reason = reason  # a short code: missing_value, invalid_json, topic_not_allowed, ...
-        self.original = original
-        self.event_id = event_id
 
 
 def _text(v: Any) -> str | None:

@@ -6,9 +6,9 @@ import uuid
 import pytest
 from pymysqlreplication.constants import FIELD_TYPE
 
-from binlog_tailer.errors import MappingError
+from binlog_tailer.errors import BadRecord, MappingError
 from binlog_tailer.mapping.dead_letter import DeadLetters
-from binlog_tailer.mapping.outbox import BadRecord, OutboxMapper
+from binlog_tailer.mapping.outbox import OutboxMapper
 from binlog_tailer.model import Column, RowChange, TableSchema
 from binlog_tailer.settings import OutboxSettings
 
