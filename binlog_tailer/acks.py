@@ -39,9 +39,20 @@ class AckTracker(Generic[P]):
         self._advance()
 
     def boundary(self, position: P) -> None:
-        """A transaction ended; `position` is safe once every record issued so far is acked."""
-        self._boundaries.append((self._next_seq, position))
+        """A transaction ended; `position` is safe once every record issued so far is acked.
+
+        Boundaries with no record between them need the same acknowledgements: the newer one
+        replaces the older, so a long run of transactions without records (other tables)
+        behind one slow record costs one entry, not one per transaction."""
+        if self._boundaries and self._boundaries[-1][0] == self._next_seq:
+            self._boundaries[-1] = (self._next_seq, position)
+        else:
+            self._boundaries.append((self._next_seq, position))
         self._advance()
+
+    @property
+    def boundaries(self) -> int:
+        return len(self._boundaries)
 
     def _advance(self) -> None:
         oldest_pending = self._inflight[0] if self._inflight else self._next_seq

@@ -25,6 +25,10 @@ def producer_config(s: KafkaSettings) -> dict[str, Any]:
         "linger.ms": 5,
         "compression.type": "lz4",
         "client.id": "binlog-tailer",
+        # Bound what waits for Kafka (librdkafka's defaults: 100,000 records, 1 GiB): every
+        # record in flight also keeps its row alive here, for dead-lettering.
+        "queue.buffering.max.kbytes": s.max_buffered_kbytes,
+        "queue.buffering.max.messages": 50_000,
     }
     config.update(s.producer)
     return config

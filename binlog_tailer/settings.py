@@ -69,6 +69,9 @@ class KafkaSettings(_Section):
     delivery_timeout_ms: int = Field(
         120_000, ge=1000, description="a record not acknowledged by then stops the service"
     )
+    max_buffered_kbytes: int = Field(
+        65_536, ge=1024, description="record bytes waiting for Kafka before reading pauses"
+    )
     producer: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="extra librdkafka producer settings"
     )

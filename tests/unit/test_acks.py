@@ -38,3 +38,13 @@ def test_a_record_never_acked_holds_the_position_forever():
         t.boundary(n)
     assert t.safe is None
     assert failed == 0 and t.pending == 99
+
+
+def test_boundaries_without_records_between_them_cost_one_entry():
+    t: AckTracker[int] = AckTracker()
+    slow = t.issue()
+    for position in range(100_000):  # a catch-up of other tables behind one slow record
+        t.boundary(position)
+    assert t.boundaries == 1 and t.safe is None
+    t.ack(slow)
+    assert t.safe == 99_999 and t.boundaries == 0
