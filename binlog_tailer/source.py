@@ -81,6 +81,9 @@ _HEADER = struct.Struct("<xIBIII")  # OK byte, timestamp, type, server id, size,
 _U32 = struct.Struct("<I").unpack_from
 _U64 = struct.Struct("<Q").unpack_from
 _crc32 = zlib.crc32
+# CRC-32 over data followed by its own CRC (little-endian) is always this constant: one call
+# checks an event and its stored checksum together.
+CRC32_RESIDUE = 0x2144DF1C
 _MARIADB_GTID = struct.Struct("<QIB").unpack_from
 _JSON_CHECK = re.compile(r"json_valid\(`([^`]+)`\)", re.IGNORECASE)
 
@@ -116,6 +119,7 @@ class BinlogSource:
         self._at = start.pos or 4  # where the next event starts
         self._skip = 0  # rows to skip after reopening inside a transaction
         self.reconnects = 0
+        self._savepoints: dict[bytes, int] = {}  # this transaction's savepoint -> rows before it
         self._damaged_at: tuple[str | None, int] = (None, 0)  # where a checksum last failed
         self._damaged_reads = 0
 
@@ -233,7 +237,8 @@ class BinlogSource:
     # ------------------------------------------------------------------ events
     def _reset_txn(self) -> None:
         self._txn_xa = False
-        self._savepoints: dict[bytes, int] = {}  # savepoint -> rows emitted before it
+        if self._savepoints:
+            self._savepoints = {}
         self._txn_gtid = None
         self._txn_ts_ms = 0
         self._txn_mariadb_gtid = None
@@ -260,7 +265,7 @@ class BinlogSource:
             etype = data[5]
             if etype == FORMAT_DESCRIPTION:  # each file says whether its events carry a CRC
                 tail = 4 if data[-5] == CRC32 else 0
-            if tail and _crc32(memoryview(data)[1:-4]) != _U32(data, len(data) - 4)[0]:
+            if tail and _crc32(data[1:]) != CRC32_RESIDUE:
                 self._checksum_mismatch(data)
             if etype in rows_event:
                 yield from self._rows(data, etype, len(data) - tail, (self._at, 0))
