@@ -246,6 +246,8 @@ class BinlogSource:
         self._emitted_in_txn = 0
 
     def _read(self) -> Iterator[Item]:
+        # One loop with the dispatch inline, longer than our usual functions on purpose: it
+        # runs once per binlog event, and a method call per event costs measurable throughput.
         conn = self._conn
         assert conn is not None
         data = self._first

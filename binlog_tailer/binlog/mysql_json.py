@@ -103,7 +103,10 @@ def _bad(what: str, pos: int) -> ValueError:
 
 
 def _container(data: bytes, t: int, pos: int, end: int, depth: int) -> Any:
-    """An object or array starting at ``pos``; ``end`` bounds it (its parent's end)."""
+    """An object or array starting at ``pos``; ``end`` bounds it (its parent's end).
+
+    Kept whole: it checks every offset the format allows to point anywhere, and each check
+    sits beside the read it guards."""
     if depth > _MAX_DEPTH:
         raise _bad(f"nesting deeper than {_MAX_DEPTH}", pos)
     large = t & 1
