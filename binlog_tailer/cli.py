@@ -169,6 +169,11 @@ def _run(settings: Settings, start: str | None) -> int:
     if not _server_ready(settings):
         return EXIT_CHECK_FAILED
     position = _start_position(settings, start, stored)
+    if position != stored:
+        # Where this run starts ('latest' is resolved to a position now) is stored before
+        # anything is read: a stop before the first checkpoint must not let the next run
+        # resolve 'latest' again, past whatever was committed in between.
+        store.save(position)
     pipeline, source = build(settings, position, store)
     signals = {"n": 0}
 

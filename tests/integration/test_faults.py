@@ -138,3 +138,23 @@ def test_connection_lost_before_the_first_commit_after_a_gtid_start_replays_noth
     assert tailer.stop() == 0, tailer.log()
     got = _ids_and_sources(stack, tailer.topic(database, "events"))
     assert [i for i, _ in got] == [2]
+
+
+def test_a_first_run_stopped_at_once_keeps_its_start_and_loses_nothing(
+    stack: Stack, database: str, tailer: Tailer
+):
+    """A first run resolves initial_position=latest; stopped before its first checkpoint, it
+    must still have stored that start, or the next run's 'latest' skips what came between."""
+    Writer.create_table(stack, database)
+    tailer.start()
+    assert tailer.stop() == 0, tailer.log()
+    assert tailer.stored_position() is not None
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO events VALUES (1, 'between the runs')")
+    tailer.start()
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO events VALUES (2, 'during the second run')")
+    file, pos, _ = master_position(stack)
+    tailer.wait_checkpoint_at_least(file, pos)
+    assert tailer.stop() == 0, tailer.log()
+    assert [i for i, _ in _ids_and_sources(stack, tailer.topic(database, "events"))] == [1, 2]
