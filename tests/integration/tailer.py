@@ -106,6 +106,8 @@ class Tailer:
                 return False
             data = json.loads(self.checkpoint.read_text())
             p = data["position"]
+            if p["file"] is None:  # a start by GTID, stored before the first commit
+                return False
             return data["saved_at"] >= self.started_at and (p["file"], p["pos"]) >= (file, pos)
 
         wait_until(reached, timeout, f"checkpoint to reach {file}:{pos}")
