@@ -316,20 +316,10 @@ def _decimal(data: bytes, pos: int, end: int) -> Decimal | int:
             raise _bad("bad decimal digits", pos)
         parts.append(f"{v:0{frac0x}d}")
         raw >>= tail * 8
-    for _ in range(frac0):
-        v = raw & 0xFFFFFFFF
-        if v > 999999999:
-            raise _bad("bad decimal digits", pos)
-        parts.append(f"{v:09d}")
-        raw >>= 32
+    raw = _nine_digit_groups(raw, frac0, parts, pos)
     frac = "".join(reversed(parts))
     parts = []
-    for _ in range(intg0):
-        v = raw & 0xFFFFFFFF
-        if v > 999999999:
-            raise _bad("bad decimal digits", pos)
-        parts.append(f"{v:09d}")
-        raw >>= 32
+    raw = _nine_digit_groups(raw, intg0, parts, pos)
     if lead:
         if raw >= _POW10[intg0x]:
             raise _bad("bad decimal digits", pos)
@@ -339,3 +329,14 @@ def _decimal(data: bytes, pos: int, end: int) -> Decimal | int:
         return -int(whole) if negative else int(whole)
     text = f"{whole.lstrip('0') or '0'}.{frac}"
     return Decimal("-" + text if negative else text)
+
+
+def _nine_digit_groups(raw: int, count: int, parts: list[str], pos: int) -> int:
+    """Append `count` 4-byte groups of 9 digits from the low end of `raw`; return the rest."""
+    for _ in range(count):
+        v = raw & 0xFFFFFFFF
+        if v > 999999999:
+            raise _bad("bad decimal digits", pos)
+        parts.append(f"{v:09d}")
+        raw >>= 32
+    return raw
