@@ -86,11 +86,15 @@ _crc32 = zlib.crc32
 CRC32_RESIDUE = 0x2144DF1C
 _MARIADB_GTID = struct.Struct("<QIB").unpack_from
 _JSON_CHECK = re.compile(r"json_valid\(`([^`]+)`\)", re.IGNORECASE)
+_SAVEPOINT_NAME = re.compile(rb"(?is)(?:^\s*savepoint|\bto(?:\s+savepoint)?)\s+(.+?)\s*$")
 
 Item = RowChange | TxnEnd | None
 
 
 class BinlogSource:
+    # binlog bytes of captured rows held after a SAVEPOINT before they are published anyway
+    hold_limit_bytes = 16 << 20
+
     def __init__(
         self,
         settings: MysqlSettings,
@@ -115,11 +119,11 @@ class BinlogSource:
         self._txn_mariadb_gtid: tuple[int, int, int] | None = None  # (domain, server, seq)
         self._txn_ts_ms = 0  # MySQL: the commit time its GTID event carries (0: unknown)
         self._in_txn = False
-        self._emitted_in_txn = 0  # rows of the current transaction already yielded
         self._at = start.pos or 4  # where the next event starts
         self._skip = 0  # rows to skip after reopening inside a transaction
         self.reconnects = 0
-        self._savepoints: dict[bytes, int] = {}  # this transaction's savepoint -> rows before it
+        self._reset_txn()
+        self._released: list[RowChange] = []  # held rows freed by the commit being yielded
         self._damaged_at: tuple[str | None, int] = (None, 0)  # where a checksum last failed
         self._damaged_reads = 0
 
@@ -153,15 +157,19 @@ class BinlogSource:
                     "lost the replication connection (%s); reopening from %s", exc, self._resume
                 )
                 # The interrupted transaction is read again from its start: skip what was
-                # already emitted so that a reconnect adds no duplicates.
+                # already emitted so that a reconnect adds no duplicates (held rows were not).
                 # A second loss while still skipping: the rows not yet skipped again were
-                # emitted too (`_emitted_in_txn` restarted at the reopen).
-                self._skip = self._emitted_in_txn + self._skip if self._in_txn_started() else 0
+                # emitted too (the count restarted at the reopen).
+                self._skip = self._published() + self._skip if self._in_txn_started() else 0
                 self._close_stream()
 
     # ------------------------------------------------------------------ connection
     def _in_txn_started(self) -> bool:
         return self._in_txn or self._txn_gtid is not None
+
+    def _published(self) -> int:
+        """How many of this transaction's first rows were yielded (or skipped as such)."""
+        return self._txn_rows if self._held is None else self._held_from
 
     def _open_with_retry(self) -> bool:
         """Open the stream, retrying while the server is unavailable; False when a stop was
@@ -237,13 +245,18 @@ class BinlogSource:
     # ------------------------------------------------------------------ events
     def _reset_txn(self) -> None:
         self._txn_xa = False
-        if self._savepoints:
-            self._savepoints = {}
         self._txn_gtid = None
-        self._txn_ts_ms = 0
+        self._txn_ts_ms = 0  # the commit time, from the GTID event (0: unknown)
         self._txn_mariadb_gtid = None
         self._in_txn = False
-        self._emitted_in_txn = 0
+        self._txn_rows = 0  # captured rows of this transaction decoded so far
+        # After a SAVEPOINT, rows are held until the commit: a ROLLBACK TO SAVEPOINT in the
+        # binlog (MariaDB, when the transaction also changed a non-transactional table) means
+        # the rows since that savepoint did not happen. (index in the transaction, row)
+        self._held: list[tuple[int, RowChange]] | None = None
+        self._held_from = 0  # rows published before holding began
+        self._held_bytes = 0
+        self._savepoints: dict[bytes, int] = {}  # name -> index of the first row after it
 
     def _read(self) -> Iterator[Item]:
         # One loop with the dispatch inline, longer than our usual functions on purpose: it
@@ -272,16 +285,17 @@ class BinlogSource:
             if etype in rows_event:
                 yield from self._rows(data, etype, len(data) - tail, (self._at, 0))
             elif etype in (XID, XA_PREPARE):
-                yield self._commit(_U32(data, 14)[0])
+                yield from self._ended(self._commit(_U32(data, 14)[0]))
             elif etype == TABLE_MAP:
                 self._table_map(data, len(data) - tail)
             elif etype == QUERY:
                 item = self._query(data, len(data) - tail)
                 if item is not None:
-                    yield item
+                    yield from self._ended(item)
             elif etype == MARIADB_GTID:
                 seq, domain, flags = _MARIADB_GTID(data, 20)
                 self._reset_txn()
+                self._txn_ts_ms = _U32(data, 1)[0] * 1000  # written at commit: its second
                 server = _U32(data, 6)[0]
                 self._txn_gtid = f"{domain}-{server}-{seq}"
                 self._txn_mariadb_gtid = (domain, server, seq)
@@ -361,9 +375,9 @@ class BinlogSource:
                 return self._commit(commit_pos)
             return None
         elif kind is Kind.SAVEPOINT:
-            self._savepoints[data[start:end].split()[-1].strip(b"`")] = self._emitted_in_txn
+            self._savepoint(_savepoint_name(data[start:end]))
         elif kind is Kind.ROLLBACK_TO_SAVEPOINT:
-            self._rollback_to_savepoint(data[start:end].split()[-1].strip(b"`"))
+            self._rollback_to_savepoint(_savepoint_name(data[start:end]))
         if not self._in_txn and kind is not Kind.BEGIN:
             # Outside a transaction a statement such as DDL is one of its own. DDL changes
             # table ids and may change what a table map means (a json_valid check added):
@@ -409,17 +423,52 @@ class BinlogSource:
             self._txn_xa = True
         return verb in (b"COMMIT", b"ROLLBACK")
 
+    def _savepoint(self, name: bytes) -> None:
+        if self._held is None:
+            self._held, self._held_from, self._held_bytes = [], self._txn_rows, 0
+        self._savepoints.pop(name, None)  # setting it again moves it
+        self._savepoints[name] = self._txn_rows
+
     def _rollback_to_savepoint(self, name: bytes) -> None:
-        mark = self._savepoints.get(name, 0)
-        if self._emitted_in_txn > mark:
+        """Drop the held rows since the savepoint. Rows of non-transactional tables never
+        appear here: they are logged apart, as transactions of their own (row format)."""
+        mark = self._savepoints.get(name)
+        held = self._held
+        if mark is None or held is None or mark < self._held_from:
             raise SourceError(
                 f"the transaction at {self._file}:{self._at} rolled back to savepoint"
-                f" {name.decode('utf-8', 'replace')} after changing captured tables (the"
-                " binlog keeps such rows when a non-transactional table changed too); records"
-                " for the rolled-back rows may have reached Kafka before this was seen. Avoid"
-                " ROLLBACK TO SAVEPOINT in transactions that also change non-transactional"
-                " tables, then resume after this transaction"
+                f" {name.decode('utf-8', 'replace')}, but its rows since that savepoint were"
+                f" published already (more than {self.hold_limit_bytes >> 20} MiB of binlog"
+                " was held after it), or the savepoint was never set; records for rows that"
+                " did not happen may be in Kafka. Keep such transactions smaller, then resume"
+                " after this transaction"
             )
+        while held and held[-1][0] >= mark:
+            held.pop()
+        names = list(self._savepoints)
+        for later in names[names.index(name) + 1 :]:
+            del self._savepoints[later]  # savepoints set after it are gone with it
+
+    def _hold_overflow(self) -> list[RowChange]:
+        """A transaction holds too much after a savepoint: publish the held rows now (a later
+        ROLLBACK TO SAVEPOINT before them is refused)."""
+        assert self._held is not None
+        log.warning(
+            "the transaction at %s:%s holds more than %d MiB of rows after a SAVEPOINT:"
+            " publishing them before its commit (a later ROLLBACK TO SAVEPOINT in it stops"
+            " the service)",
+            self._file, self._at, self.hold_limit_bytes >> 20,
+        )  # fmt: skip
+        rows = [change for _, change in self._held]
+        self._held = None
+        return rows
+
+    def _ended(self, end: TxnEnd) -> Iterator[Item]:
+        """The rows held until this commit, then the commit itself."""
+        if self._released:
+            released, self._released = self._released, []
+            yield from released
+        yield end
 
     def _table_map(self, data: bytes, end: int) -> None:
         raw = data[20:end]
@@ -464,10 +513,13 @@ class BinlogSource:
         start, first = at
         ts_ms = self._txn_ts_ms or ts * 1000
         schema, gtid = tm.schema, self._txn_gtid
+        held = self._held
         for i, image in enumerate(images, first):
-            if self._skip:
+            self._txn_rows += 1
+            if self._skip:  # published before a reconnect
                 self._skip -= 1
-                self._emitted_in_txn += 1
+                if held is not None:
+                    self._held_from = self._txn_rows
                 continue
             if op == "u":
                 before, after = image
@@ -475,8 +527,15 @@ class BinlogSource:
                 before, after = None, image
             else:
                 before, after = image, None
-            self._emitted_in_txn += 1
-            yield RowChange(schema, op, before, after, file, start, i, gtid, server_id, ts_ms)
+            change = RowChange(schema, op, before, after, file, start, i, gtid, server_id, ts_ms)
+            if held is None:
+                yield change
+            else:
+                held.append((self._txn_rows - 1, change))
+        if held is not None:
+            self._held_bytes += end
+            if self._held_bytes > self.hold_limit_bytes:
+                yield from self._hold_overflow()
         return len(images)
 
     def _partial_update(self, data: bytes, where: str) -> None:
@@ -521,13 +580,13 @@ class BinlogSource:
                 if etype in ROWS_OPS:
                     rows += yield from self._rows(event, etype, len(event), at=(start, rows))
                 elif etype == XID:
-                    yield self._commit(next_pos)
+                    yield from self._ended(self._commit(next_pos))
                 elif etype == TABLE_MAP:
                     self._table_map(event, len(event))
                 elif etype == QUERY:
                     item = self._query(event, len(event), end_pos=next_pos)
                     if item is not None:
-                        yield item
+                        yield from self._ended(item)
                 elif etype == PARTIAL_UPDATE_ROWS:
                     self._partial_update(event, f"{self._file}:{start} (compressed)")
                 elif etype in UNSUPPORTED:
@@ -575,6 +634,8 @@ class BinlogSource:
             self._gtid_state = _advance(self._gtid_state, gtid)
         assert self._file is not None, "a commit before any rotate event"
         self._resume = BinlogPosition(self._file, end_pos, self._gtid_state)
+        if self._held:
+            self._released = [change for _, change in self._held]
         self._reset_txn()
         self._skip = 0
         return TxnEnd(self._resume)
@@ -611,6 +672,15 @@ class _StopWhen(stop_base):
 
     def __call__(self, retry_state: RetryCallState) -> bool:
         return self.source._stopping
+
+
+def _savepoint_name(sql: bytes) -> bytes:
+    """The name in `SAVEPOINT name` / `ROLLBACK [WORK] TO [SAVEPOINT] name`, unquoted."""
+    match = _SAVEPOINT_NAME.search(sql)
+    name = match.group(1) if match else sql.split()[-1]
+    if name.startswith(b"`") and name.endswith(b"`"):
+        name = name[1:-1].replace(b"``", b"`")
+    return name.lower()  # savepoint names are not case-sensitive
 
 
 def _advance(state: GtidState | None, gtid: str) -> GtidState | None:

@@ -100,3 +100,27 @@ def test_ddl_is_followed_and_truncate_is_named(stack: Stack, database: str, tail
         stack.is_mariadb and after[0] == {"id": 1, "doc": {"a": 1}}
     )
     assert f"TRUNCATE of captured table {database}.docs" in tailer.log()
+
+
+def test_source_ts_ms_is_the_commit_time(stack: Stack, database: str, tailer: Tailer):
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+    tailer.start()
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        conn.begin()
+        cur.execute("INSERT INTO t VALUES (1)")
+        cur.execute("DO SLEEP(1.1)")  # the commit falls in a later second than the insert
+        cur.execute("INSERT INTO t VALUES (2)")
+        cur.execute("SELECT UNIX_TIMESTAMP(NOW(6))")
+        before_commit = float(cur.fetchone()[0])
+        conn.commit()
+    file, pos, _ = master_position(stack)
+    tailer.wait_checkpoint_at_least(file, pos)
+    assert tailer.stop() == 0, tailer.log()
+    msgs = consume(stack.kafka_bootstrap, [tailer.topic(database, "t")], expect=2)
+    stamps = {json.loads(m.value())["source"]["ts_ms"] for m in msgs}
+    assert len(stamps) == 1, stamps  # one commit, one time
+    (ts_ms,) = stamps
+    # MariaDB's binlog has seconds, MySQL's GTID event microseconds
+    assert int(before_commit) * 1000 <= ts_ms < (before_commit + 60) * 1000
+    assert {m.timestamp()[1] for m in msgs} == {ts_ms}  # the Kafka record timestamp

@@ -68,7 +68,12 @@ def txn(start, seq, parts):
 
     Tables named "skipped" (not captured) come without column names in their table map."""
     out, pos = [gtid(start, start + 50, seq), query(start + 50, start + 100, "BEGIN")], start + 100
-    for table_id, table, ids in parts:
+    for part in parts:
+        if isinstance(part, str):  # a statement, such as SAVEPOINT
+            out.append(query(pos, pos + 50, part))
+            pos += 50
+            continue
+        table_id, table, ids = part
         tm = table_map(pos, pos + 50, table_id, table, named=table != "skipped")
         out += [tm, rows(pos + 50, pos + 100, table_id, ids)]
         pos += 100
@@ -320,3 +325,53 @@ def test_a_damaged_event_is_read_again_and_a_damaged_file_stops_clearly():
     always.damage = 99
     with pytest.raises(SourceError, match="fails its CRC32 checksum on every read"):
         collect(always)
+
+
+# MariaDB keeps rows rolled back to a savepoint in the binlog when the transaction also changed
+# a non-transactional table (whose rows are logged apart, as their own transaction).
+SP, END_SP = txn(4, 1, [
+    (10, "t", [1]), "SAVEPOINT `a`", (10, "t", [2]), "SAVEPOINT B", (10, "t", [3]),
+    "ROLLBACK TO `b`", (10, "t", [4]), "ROLLBACK TO SAVEPOINT `A`", (11, "skipped", [99]),
+    (10, "t", [5, 6]), "SAVEPOINT `a`", (10, "t", [7]), "ROLLBACK WORK TO a",
+])  # fmt: skip
+SP_NEXT, END_SP_NEXT = txn(END_SP, 2, [(10, "t", [8]), "SAVEPOINT c", (10, "t", [9])])
+
+
+class SavepointSource(ScriptedSource):
+    binlog = (*SP, *SP_NEXT)
+
+
+SP_EXPECTED = [1, 5, 6, ("end", END_SP, "0-1-1"), 8, 9, ("end", END_SP_NEXT, "0-1-2")]
+
+
+def test_rows_rolled_back_to_a_savepoint_are_dropped_and_the_rest_published_at_commit():
+    assert collect(SavepointSource()) == SP_EXPECTED
+
+
+def test_rows_after_a_savepoint_wait_for_the_commit():
+    source, read_up_to = SavepointSource(), {}
+    for item in source:
+        if isinstance(item, RowChange):
+            read_up_to[item.after["id"]] = source._resume.pos
+    assert read_up_to[1] == 4  # before any savepoint: published at once
+    assert read_up_to[5] == read_up_to[6] == END_SP  # after one: once the commit was read
+    assert read_up_to[8] == END_SP and read_up_to[9] == END_SP_NEXT
+
+
+def test_a_loss_while_rows_are_held_publishes_each_row_once():
+    rows = [e for e in SP if e[5] == 23]
+    for lost_after in (rows[0], rows[2], rows[-1], SP[-1]):
+        source = SavepointSource(lose_at=[end_of(lost_after)])
+        assert collect(source) == SP_EXPECTED, lost_after
+        assert source.opened_at[:2] == [4, 4]  # the whole transaction read again
+
+
+def test_a_rollback_to_a_savepoint_whose_rows_were_published_is_refused():
+    import pytest
+
+    from binlog_tailer.errors import SourceError
+
+    source = SavepointSource()
+    source.hold_limit_bytes = 60  # one rows event: rows 2 and 3 go out before the rollback
+    with pytest.raises(SourceError, match="rolled back to savepoint b, but its rows since"):
+        collect(source)
