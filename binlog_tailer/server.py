@@ -130,8 +130,8 @@ def latest_position(conn: pymysql.Connection) -> BinlogPosition:
         if row is None:
             raise ConfigError("the server's binary log is off: set log_bin (check with 'check')")
         file, pos = row[0], int(row[1])
-        if info.is_mariadb:
-            cur.execute("SELECT @@GLOBAL.gtid_binlog_pos")
+        if info.is_mariadb:  # the state at that very offset (a commit may follow meanwhile)
+            cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (file, pos))
             (text,) = cur.fetchone()
             gtid = MariadbGtidPos.parse(text) if text else None
             return BinlogPosition(file=file, pos=pos, gtid=gtid)

@@ -208,6 +208,7 @@ class BinlogSource:
                 self._meta_conn = connect(s)
                 self.is_mariadb = server_info(self._meta_conn).is_mariadb
                 self._charsets = Charsets(collation_charsets(self._meta_conn))
+                self._complete_start_gtid()
             kwargs = connection_kwargs(s)
             kwargs["read_timeout"] = max(30.0, s.heartbeat_seconds * 5)
             self._reset_txn()
@@ -225,6 +226,21 @@ class BinlogSource:
         except pymysql.err.MySQLError as exc:
             self._close_stream()
             self._raise_mysql(exc)
+
+    def _complete_start_gtid(self) -> None:
+        """A MariaDB start given as FILE:POS: the GTID state there, every domain included
+        (built from the transactions read, it would name only the domains seen since)."""
+        start = self._resume
+        if not self.is_mariadb or start.gtid is not None or not start.file or (start.pos or 4) <= 4:
+            return  # at a file's start its GTID list event tells the state
+        assert self._meta_conn is not None
+        with self._meta_conn.cursor() as cur:
+            cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (start.file, start.pos))
+            row = cur.fetchone()
+        if row and row[0] is not None:
+            self._resume = dataclasses.replace(start, gtid=MariadbGtidPos.parse(row[0]))
+        else:
+            log.warning("the server knows no GTID state at %s; it is built as we go", start)
 
     def _raise_mysql(self, exc: pymysql.err.MySQLError) -> None:
         if exc.args and exc.args[0] == POSITION_GONE:

@@ -63,3 +63,27 @@ def test_rows_rolled_back_to_a_savepoint_but_kept_in_the_binlog_are_not_publishe
         "m": [("c", 1), ("c", 2), ("c", 3), ("c", 4)],
         "a": [("c", 1)],
     }
+
+
+def test_a_start_at_file_and_offset_keeps_every_gtid_domain(
+    stack: Stack, database: str, tailer: Tailer
+):
+    """The GTID state stored by a run started at FILE:POS names the domains that saw no
+    transaction since, too (a failover by GTID would otherwise replay them)."""
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+        cur.execute("SET SESSION gtid_domain_id = 9")
+        cur.execute("INSERT INTO t VALUES (9)")
+        cur.execute("SELECT @@GLOBAL.gtid_binlog_pos")
+        (state,) = cur.fetchone()
+    domain9 = next(g for g in state.split(",") if g.startswith("9-"))
+    file, pos, _ = master_position(stack)
+    tailer.start("--from", f"{file}:{pos}")
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO t VALUES (0)")  # domain 0
+    end_file, end_pos, end_state = master_position(stack)
+    tailer.wait_checkpoint_at_least(end_file, end_pos)
+    assert tailer.stop() == 0, tailer.log()
+    stored = tailer.stored_position()
+    assert stored is not None
+    assert domain9 in stored["gtid"].split(","), (stored, end_state)
