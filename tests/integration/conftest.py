@@ -27,18 +27,20 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(autouse=True)
 def _shared_servers_guard(request) -> Iterator[None]:
     """Tests run in parallel workers against shared servers. A test that purges a server's
-    binary logs (marked `purges_binlogs`) runs alone on that server; one that stops Kafka
-    (`stops_kafka`) runs alone. Every other test holds both locks shared."""
+    binary logs or changes its global settings (marked `purges_binlogs`,
+    `changes_server_globals`) runs alone on that server; one that stops Kafka (`stops_kafka`)
+    runs alone. Every other test holds both locks shared."""
     names = request.fixturenames
     if "stack" not in names and "kafka_bootstrap" not in names:
         yield
         return
-    locks = [("kafka", "stops_kafka")]
+    locks = [("kafka", ("stops_kafka",))]
     if "stack" in names:
-        locks.append((str(request.getfixturevalue("stack").mysql_port), "purges_binlogs"))
+        port = str(request.getfixturevalue("stack").mysql_port)
+        locks.append((port, ("purges_binlogs", "changes_server_globals")))
     with contextlib.ExitStack() as held:
-        for name, marker in locks:
-            exclusive = request.node.get_closest_marker(marker) is not None
+        for name, markers in locks:
+            exclusive = any(request.node.get_closest_marker(m) is not None for m in markers)
             held.enter_context(_server_lock(name, exclusive))
         yield
 
