@@ -1,8 +1,11 @@
 """Stop, crash and connection loss under continuous writes: nothing committed is lost."""
 
 import collections
+import contextlib
 import json
 import random
+
+import pytest
 
 from tests.integration.stack import Stack, consume, topic_sizes, wait_until
 from tests.integration.tailer import Tailer, master_position
@@ -158,3 +161,37 @@ def test_a_first_run_stopped_at_once_keeps_its_start_and_loses_nothing(
     tailer.wait_checkpoint_at_least(file, pos)
     assert tailer.stop() == 0, tailer.log()
     assert [i for i, _ in _ids_and_sources(stack, tailer.topic(database, "events"))] == [1, 2]
+
+
+@pytest.mark.changes_server_globals
+def test_too_many_connections_is_waited_out_within_the_reconnect_timeout(
+    stack: Stack, database: str, tailer: Tailer
+):
+    """A server refusing connections for a while (error 1040) is retried, never a stop."""
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+        cur.execute("SELECT @@GLOBAL.max_connections")
+        (original,) = cur.fetchone()
+        file, pos, _ = master_position(stack)
+        with contextlib.ExitStack() as fillers:
+            try:
+                cur.execute("SET GLOBAL max_connections = 1")  # MariaDB's least is 10
+                cur.execute("SELECT @@GLOBAL.max_connections, (SELECT COUNT(*)"
+                            " FROM information_schema.PROCESSLIST)")  # fmt: skip
+                limit, connected = cur.fetchone()
+                for _ in range(limit - connected):  # admins may pass the limit, others not
+                    fillers.enter_context(stack.admin())
+                tailer.start("--from", f"{file}:{pos}")
+                wait_until(
+                    lambda: "Too many connections); retrying" in tailer.log(),
+                    30,
+                    "the stream's connection refused and retried",
+                )
+                cur.execute("INSERT INTO t VALUES (1)")
+            finally:
+                cur.execute(f"SET GLOBAL max_connections = {int(original)}")
+    end_file, end_pos, _ = master_position(stack)
+    tailer.wait_checkpoint_at_least(end_file, end_pos)
+    assert tailer.stop() == 0, tailer.log()
+    assert "Traceback" not in tailer.log()
+    assert [i for i, _ in _ids_and_sources(stack, tailer.topic(database, "t"))] == [1]
