@@ -90,6 +90,12 @@ class Pipeline:
             self._poll(0)
             self._maybe_save()
 
+    def idle(self) -> None:
+        """Serve delivery reports and store what they made safe, while the source waits (for
+        a server that went away): acknowledged work is checkpointed even then."""
+        self._poll(0)
+        self._maybe_save()
+
     def _map(self, change: RowChange) -> list[Record]:
         try:
             records = self.mapper.map(change)

@@ -46,4 +46,5 @@ def build(
         drain_timeout=settings.kafka.delivery_timeout_ms / 1000 + 5,
         dead_letters=dead_letters,
     )
+    source.on_idle = pipeline.idle
     return pipeline, source

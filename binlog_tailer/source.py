@@ -105,6 +105,9 @@ class BinlogSource:
         self._resume = start  # last transaction boundary passed
         self._filter = table_filter
         self._stopping = False
+        # Called while waiting for the server to come back (the pipeline serves Kafka's
+        # delivery reports and checkpoints what they made safe meanwhile).
+        self.on_idle: Callable[[], None] = lambda: None
         self._conn: BinlogConnection | None = None
         self._meta_conn: pymysql.Connection | None = None
         self.is_mariadb = False
@@ -199,7 +202,8 @@ class BinlogSource:
     def _sleep_unless_stopped(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while not self._stopping and time.monotonic() < deadline:
-            time.sleep(min(0.1, deadline - time.monotonic()))
+            self.on_idle()
+            time.sleep(max(0.0, min(0.1, deadline - time.monotonic())))
 
     def _open(self) -> None:
         s = self.settings

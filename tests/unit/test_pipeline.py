@@ -160,3 +160,22 @@ def test_delivery_reports_are_batched_but_an_idle_tick_serves_them():
     p.POLL_INTERVAL = 3600
     p.run()
     assert [s.pos for s in store.saved] == [300]  # one save, at the idle tick
+
+
+def test_while_the_source_waits_acknowledged_work_is_checkpointed():
+    seen = {}
+
+    def source():
+        yield row(1)
+        yield end(200)
+        seen["before"] = list(store.saved)
+        p.idle()  # the source waits for its server (BinlogSource.on_idle)
+        seen["after"] = list(store.saved)
+        yield row(2)
+
+    tracker: AckTracker[BinlogPosition] = AckTracker()
+    pub, store = MemoryPublisher(tracker), MemoryStore()
+    p = Pipeline(source(), EnvelopeMapper(EnvelopeOptions()), pub, tracker, store, 0.0)
+    p.POLL_EVERY, p.POLL_INTERVAL = 10**9, 10**9  # no delivery reports served in the loop
+    p.run()
+    assert seen == {"before": [], "after": [BinlogPosition("b.000001", 200)]}

@@ -375,3 +375,21 @@ def test_a_rollback_to_a_savepoint_whose_rows_were_published_is_refused():
     source.hold_limit_bytes = 60  # one rows event: rows 2 and 3 go out before the rollback
     with pytest.raises(SourceError, match="rolled back to savepoint b, but its rows since"):
         collect(source)
+
+
+def test_while_waiting_for_the_server_the_idle_hook_runs():
+    from binlog_tailer.errors import SourceUnavailable
+
+    class AwaySource(ScriptedSource):
+        away = 2  # opening fails this many times
+
+        def _open(self):
+            if self.away:
+                self.away -= 1
+                raise SourceUnavailable("scripted: server away")
+            super()._open()
+
+    source, idle = AwaySource(), []
+    source.on_idle = lambda: idle.append(source.away)
+    assert collect(source) == EXPECTED
+    assert set(idle) == {0, 1}  # during each wait
