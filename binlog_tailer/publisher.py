@@ -1,4 +1,13 @@
-"""Kafka producer adapter: idempotent, acks=all, delivery reports feed the AckTracker."""
+"""Kafka producer adapter: idempotent, acks=all, delivery reports feed the AckTracker.
+
+Batches and topic limits. A broker checks a topic's `max.message.bytes` against a whole record
+batch and refuses a batch over it as a whole: librdkafka then fails every record in it with
+MSG_SIZE_TOO_LARGE, the small ones next to an oversized one too. librdkafka bounds a batch by
+`batch.size` (and `message.max.bytes`), counted before compression, except that a batch's first
+record always goes in, however large. So the publisher learns each topic's limit (at its first
+record) and keeps `batch.size` a margin under the smallest one: a batch of several records then
+always fits, and a record that does not fit is alone in its batch, the only one refused.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from binlog_tailer.errors import PublishError, RecordRejected
 from binlog_tailer.model import Record
@@ -40,8 +50,13 @@ class KafkaPublisher:
         self._on_ack = on_ack
         self._failure: PublishError | None = None
         self._rejected: list[RecordRejected] = []
+        self._config = producer_config(settings) | {"error_cb": self._on_error}
+        # librdkafka's bound of a batch of several records (uncompressed, framing included)
+        self._batch_bytes = _batch_bound(self._config)
+        self._limits: dict[str, int | None] = {}  # topic -> max.message.bytes (None: unknown)
+        self._admin: AdminClient | None = None
         try:
-            self._producer = Producer(producer_config(settings) | {"error_cb": self._on_error})
+            self._producer = Producer(self._config)
         except KafkaException as exc:
             raise PublishError(f"invalid Kafka producer settings: {exc}") from exc
 
@@ -55,16 +70,21 @@ class KafkaPublisher:
             ) from exc
 
     def publish(self, record: Record, seq: int) -> None:
+        if record.topic not in self._limits:
+            self._learn_limit(record.topic)
+        batch_bytes = self._batch_bytes  # as the producer taking this record batches
+
         def delivered(err: KafkaError | None, msg: Any) -> None:
             if err is None:
                 self._on_ack(seq)
-            elif err.code() in _RECORD_ERRORS:
-                self._rejected.append(RecordRejected(_rejection(record, err), record, seq))
-            else:
-                if self._failure is None:
-                    self._failure = PublishError(
-                        f"Kafka did not accept a record for topic {record.topic!r}: {err.str()}"
-                    )
+            elif err.code() in _RECORD_ERRORS and (
+                # Larger than a batch of several records may be, it went in a batch of its own:
+                # the refusal of its batch is about this record alone.
+                err.code() not in _BATCH_ERRORS or _record_bytes(record) > batch_bytes
+            ):
+                self._rejected.append(RecordRejected(self._rejection(record, err), record, seq))
+            elif self._failure is None:
+                self._failure = PublishError(self._delivery_failure(record, err, batch_bytes))
 
         while True:
             try:
@@ -83,10 +103,87 @@ class KafkaPublisher:
             except KafkaException as exc:
                 err = exc.args[0] if exc.args else None
                 if isinstance(err, KafkaError) and err.code() in _RECORD_ERRORS:
-                    raise RecordRejected(_rejection(record, err), record, seq) from exc
+                    # refused before batching (over the producer's message.max.bytes)
+                    raise RecordRejected(self._rejection(record, err), record, seq) from exc
                 raise PublishError(
                     f"cannot produce to topic {record.topic!r}: {_describe(exc)}"
                 ) from exc
+
+    def _learn_limit(self, topic: str) -> None:
+        """Learn the topic's max.message.bytes; keep batches a margin under it."""
+        limit = self._topic_limit(topic)
+        if limit is not None and limit - BATCH_MARGIN < self._batch_bytes:
+            self._shrink_batches(topic, limit)
+        self._limits[topic] = limit
+
+    def _shrink_batches(self, topic: str, limit: int) -> None:
+        batch_bytes = max(1, limit - BATCH_MARGIN)
+        log.info(
+            "topic %r takes at most %d bytes a batch (max.message.bytes): batches to every"
+            " topic now stay within %d bytes",
+            topic,
+            limit,
+            batch_bytes,
+        )
+        # batch.size is fixed in a producer: wait until the current one has delivered (or
+        # failed) everything, so that no record overtakes an earlier one, then replace it.
+        while self._producer.flush(1.0):
+            self.raise_failure()
+        self.raise_failure()
+        self._producer = Producer(self._config | {"batch.size": batch_bytes})
+        self._batch_bytes = batch_bytes
+
+    def _topic_limit(self, topic: str) -> int | None:
+        """The topic's max.message.bytes; a topic yet to be created gets the broker's default.
+        None when Kafka does not tell (e.g. no DescribeConfigs permission)."""
+        try:
+            if self._admin is None:
+                self._admin = AdminClient(_admin_config(self._config))
+            admin = self._admin
+            try:
+                return _config_value(admin, ResourceType.TOPIC, topic, "max.message.bytes")
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                if not (isinstance(err, KafkaError) and err.code() == _UNKNOWN_TOPIC):
+                    raise
+            brokers = admin.list_topics(timeout=ADMIN_TIMEOUT).brokers
+            return _config_value(admin, ResourceType.BROKER, str(min(brokers)), "message.max.bytes")
+        except (KafkaException, ValueError, TimeoutError) as exc:
+            log.warning(
+                "cannot read the max.message.bytes of topic %r (%s): batches to it stay within"
+                " %d bytes (batch.size); a larger batch refused by Kafka stops the service",
+                topic,
+                _describe(exc) if isinstance(exc, KafkaException) else exc,
+                self._batch_bytes,
+            )
+            return None
+
+    def _rejection(self, record: Record, err: KafkaError) -> str:
+        limit = self._limits.get(record.topic)
+        known = f" (max.message.bytes {limit})" if limit is not None else ""
+        return (
+            f"Kafka refused a {_record_bytes(record)}-byte record for topic"
+            f" {record.topic!r}{known}: {err.str()}"
+        )
+
+    def _delivery_failure(self, record: Record, err: KafkaError, batch_bytes: int) -> str:
+        if err.code() not in _BATCH_ERRORS:
+            return f"Kafka did not accept a record for topic {record.topic!r}: {err.str()}"
+        limit = self._limits.get(record.topic)
+        # Not a record too large by itself: its batch may have been, which says nothing
+        # about this record. Dead-lettering it would misroute it; retrying it here would put
+        # it after later records. A restart replays it, with the topic's limit learned anew.
+        why = (
+            f"its max.message.bytes, {limit} when first read, must have been lowered since;"
+            " a restart learns the new one"
+            if limit is not None
+            else "its max.message.bytes could not be read: set kafka.producer batch.size to"
+            f" at most that limit minus {BATCH_MARGIN}"
+        )
+        return (
+            f"Kafka refused a batch of records for topic {record.topic!r} as too large"
+            f" ({err.str()}) though batches stayed within {batch_bytes} bytes; {why}"
+        )
 
     def poll(self, timeout: float = 0.0) -> None:
         """Serve delivery reports; raise the first failed delivery."""
@@ -119,11 +216,71 @@ class KafkaPublisher:
 _RECORD_ERRORS = frozenset(
     {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD, KafkaError.INVALID_MSG_SIZE}
 )
+# ... which a broker reports for a whole batch: about one record only when it was alone in it.
+_BATCH_ERRORS = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_MSG_SIZE})
+_UNKNOWN_TOPIC = KafkaError.UNKNOWN_TOPIC_OR_PART
+
+# Kept free under a topic's max.message.bytes: the record batch header (61 bytes) and a
+# record's own framing (at most 36 bytes of varints, and up to 10 a header) around the bytes
+# _record_bytes counts, so that a record within batch.size also fits alone.
+BATCH_MARGIN = 1024
+ADMIN_TIMEOUT = 10.0
+# librdkafka's defaults
+_DEFAULT_BATCH_SIZE = 1_000_000
+_DEFAULT_MESSAGE_MAX_BYTES = 1_000_000
+
+# Settings of the producer alone: an admin client takes the connection settings only.
+_PRODUCER_ONLY = frozenset(
+    {
+        "enable.idempotence",
+        "enable.gapless.guarantee",
+        "acks",
+        "request.required.acks",
+        "delivery.timeout.ms",
+        "message.timeout.ms",
+        "linger.ms",
+        "queue.buffering.max.ms",
+        "compression.type",
+        "compression.codec",
+        "compression.level",
+        "queue.buffering.max.kbytes",
+        "queue.buffering.max.messages",
+        "batch.size",
+        "batch.num.messages",
+        "max.in.flight.requests.per.connection",
+        "max.in.flight",
+        "retries",
+        "message.send.max.retries",
+        "partitioner",
+        "error_cb",
+    }
+)
 
 
-def _rejection(record: Record, err: KafkaError) -> str:
+def _batch_bound(config: dict[str, Any]) -> int:
+    """The most bytes librdkafka puts in a batch of several records."""
+    return min(
+        int(config.get("batch.size", _DEFAULT_BATCH_SIZE)),
+        int(config.get("message.max.bytes", _DEFAULT_MESSAGE_MAX_BYTES)),
+    )
+
+
+def _record_bytes(record: Record) -> int:
+    """The bytes of a record without its framing: never more than librdkafka counts for it."""
     size = len(record.value or b"") + len(record.key or b"")
-    return f"Kafka refused a {size}-byte record for topic {record.topic!r}: {err.str()}"
+    for name, value in record.headers:
+        size += len(name.encode()) + len(value.encode() if isinstance(value, str) else value or b"")
+    return size
+
+
+def _admin_config(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in _PRODUCER_ONLY}
+
+
+def _config_value(admin: AdminClient, kind: ResourceType, name: str, key: str) -> int:
+    resource = ConfigResource(kind, name)
+    entries = admin.describe_configs([resource])[resource].result(timeout=ADMIN_TIMEOUT)
+    return int(entries[key].value)
 
 
 def _describe(exc: KafkaException) -> str:

@@ -122,12 +122,19 @@ def kafka_admin(kafka_bootstrap: str) -> AdminClient:
 
 @pytest.fixture
 def new_topic(kafka_admin: AdminClient) -> Iterator[Callable[..., str]]:
-    """Create fresh topics for one test (deleted afterwards): new_topic(partitions=1)."""
+    """Create fresh topics for one test (deleted afterwards): new_topic(partitions=1), or with
+    a given name and topic configs: new_topic(name="x", config={"max.message.bytes": "20000"})."""
     created: list[str] = []
 
-    def make(partitions: int = 1, prefix: str = "t") -> str:
-        name = unique_name(prefix)
-        futures = kafka_admin.create_topics([NewTopic(name, partitions, 1)], operation_timeout=30)
+    def make(
+        partitions: int = 1,
+        prefix: str = "t",
+        name: str | None = None,
+        config: dict[str, str] | None = None,
+    ) -> str:
+        name = name or unique_name(prefix)
+        topic = NewTopic(name, partitions, 1, config=config or {})
+        futures = kafka_admin.create_topics([topic], operation_timeout=30)
         futures[name].result(timeout=30)
         created.append(name)
         return name

@@ -1,0 +1,133 @@
+"""The publisher against a stand-in producer: batch sizes follow topic limits, and a refused
+batch dead-letters only a record that was alone in it."""
+
+from typing import ClassVar
+
+import pytest
+from confluent_kafka import KafkaError
+
+from binlog_tailer import publisher as publisher_module
+from binlog_tailer.errors import PublishError
+from binlog_tailer.model import Record
+from binlog_tailer.publisher import BATCH_MARGIN, KafkaPublisher, _admin_config, _record_bytes
+from binlog_tailer.settings import KafkaSettings
+
+
+class FakeProducer:
+    made: ClassVar[list["FakeProducer"]] = []
+
+    def __init__(self, config):
+        self.config = config
+        self.reports: list = []  # on_delivery callbacks, in produce order
+        self.outstanding = 0
+        FakeProducer.made.append(self)
+
+    def produce(self, topic, value=None, key=None, headers=None, timestamp=0, on_delivery=None):
+        self.reports.append(on_delivery)
+        self.outstanding += 1
+
+    def flush(self, timeout):
+        for report in self.reports:
+            report(None, None)
+        self.reports.clear()
+        self.outstanding = 0
+        return 0
+
+    def poll(self, timeout):
+        return 0
+
+
+@pytest.fixture
+def made(monkeypatch):
+    FakeProducer.made = []
+    monkeypatch.setattr(publisher_module, "Producer", FakeProducer)
+    return FakeProducer.made
+
+
+def _publisher(limits: dict[str, int | None], **kafka) -> tuple[KafkaPublisher, list[int]]:
+    acked: list[int] = []
+    p = KafkaPublisher(KafkaSettings(**kafka), on_ack=acked.append)
+    p._topic_limit = lambda topic: limits[topic]  # type: ignore[method-assign]
+    return p, acked
+
+
+def _record(topic: str, size: int) -> Record:
+    return Record(topic, b"k", b"v" * (size - 1))
+
+
+def test_a_topic_with_a_small_limit_shrinks_batches_after_what_is_in_flight(made):
+    p, acked = _publisher({"big": 1_048_588, "small": 20_000})
+    p.publish(_record("big", 100), 1)
+    assert len(made) == 1 and "batch.size" not in made[0].config  # the default 1 MB fits
+    p.publish(_record("small", 100), 2)
+    # the first producer delivered everything before a second one took over
+    assert acked == [1] and made[0].outstanding == 0
+    assert len(made) == 2 and made[1].config["batch.size"] == 20_000 - BATCH_MARGIN
+    assert made[1].config["enable.idempotence"] is True
+    p.publish(_record("big", 100), 3)
+    assert len(made) == 2  # learned once per topic; a larger limit changes nothing
+
+
+def test_a_smaller_batch_size_of_the_settings_is_kept(made):
+    p, _ = _publisher({"small": 20_000}, producer={"batch.size": 5_000})
+    p.publish(_record("small", 100), 1)
+    assert len(made) == 1 and made[0].config["batch.size"] == 5_000
+
+
+def _refuse(producer: FakeProducer, code: int) -> None:
+    for report in producer.reports:
+        report(KafkaError(code), None)
+    producer.reports.clear()
+
+
+def test_a_record_too_large_to_share_a_batch_is_rejected_with_the_topic_limit(made):
+    p, _ = _publisher({"small": 20_000})
+    p.publish(_record("small", 30_000), 7)
+    _refuse(made[-1], KafkaError.MSG_SIZE_TOO_LARGE)
+    p.poll()  # no failure
+    (rejected,) = p.take_rejected()
+    assert rejected.seq == 7
+    assert "30000-byte record for topic 'small' (max.message.bytes 20000)" in str(rejected)
+
+
+def test_a_record_that_may_have_shared_a_refused_batch_stops_instead_of_dead_lettering(made):
+    p, _ = _publisher({"small": 20_000})
+    for seq in range(3):
+        p.publish(_record("small", 3_000), seq)
+    _refuse(made[-1], KafkaError.MSG_SIZE_TOO_LARGE)
+    assert p.take_rejected() == []
+    with pytest.raises(PublishError, match="must have been lowered since"):
+        p.poll()
+
+
+def test_unknown_limit_the_stop_names_batch_size(made):
+    p, _ = _publisher({"t": None})
+    p.publish(_record("t", 3_000), 1)
+    _refuse(made[-1], KafkaError.MSG_SIZE_TOO_LARGE)
+    with pytest.raises(PublishError, match=r"set kafka\.producer batch\.size"):
+        p.poll()
+
+
+def test_an_invalid_record_is_rejected_whatever_its_size(made):
+    # the broker names the invalid record itself; librdkafka gives its neighbours another code
+    p, _ = _publisher({"t": 20_000})
+    p.publish(_record("t", 10), 1)
+    _refuse(made[-1], KafkaError.INVALID_RECORD)
+    assert [r.seq for r in p.take_rejected()] == [1]
+
+
+def test_record_bytes_count_key_value_and_headers():
+    r = Record("t", b"key", b"value", [("h", "é"), ("n", None), ("b", b"xy")])
+    assert _record_bytes(r) == 3 + 5 + (1 + 2) + 1 + (1 + 2)
+
+
+def test_the_admin_client_gets_connection_settings_only():
+    config = {
+        "bootstrap.servers": "b:9092",
+        "security.protocol": "SASL_SSL",
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        "batch.size": 100,
+        "error_cb": print,
+    }
+    assert _admin_config(config) == {"bootstrap.servers": "b:9092", "security.protocol": "SASL_SSL"}
