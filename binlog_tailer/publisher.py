@@ -54,6 +54,7 @@ class KafkaPublisher:
         # librdkafka's bound of a batch of several records (uncompressed, framing included)
         self._batch_bytes = _batch_bound(self._config)
         self._limits: dict[str, int | None] = {}  # topic -> max.message.bytes (None: unknown)
+        self._compacted: set[str] = set()  # topics with cleanup.policy compact
         self._admin: AdminClient | None = None
         try:
             self._producer = Producer(self._config)
@@ -72,16 +73,23 @@ class KafkaPublisher:
     def publish(self, record: Record, seq: int) -> None:
         if record.topic not in self._limits:
             self._learn_limit(record.topic)
+        if record.key is None and record.topic in self._compacted:
+            # A broker refuses it for its whole batch (INVALID_RECORD): refuse it alone, here.
+            raise RecordRejected(
+                f"topic {record.topic!r} is compacted (cleanup.policy=compact) and takes no"
+                " record without a key (a table without a primary key?): route it to another"
+                " topic or give the table a primary key",
+                record,
+                seq,
+            )
         batch_bytes = self._batch_bytes  # as the producer taking this record batches
 
         def delivered(err: KafkaError | None, msg: Any) -> None:
             if err is None:
                 self._on_ack(seq)
-            elif err.code() in _RECORD_ERRORS and (
+            elif err.code() in _BATCH_ERRORS and _record_bytes(record) > batch_bytes:
                 # Larger than a batch of several records may be, it went in a batch of its own:
                 # the refusal of its batch is about this record alone.
-                err.code() not in _BATCH_ERRORS or _record_bytes(record) > batch_bytes
-            ):
                 self._rejected.append(RecordRejected(self._rejection(record, err), record, seq))
             elif self._failure is None:
                 self._failure = PublishError(self._delivery_failure(record, err, batch_bytes))
@@ -110,8 +118,11 @@ class KafkaPublisher:
                 ) from exc
 
     def _learn_limit(self, topic: str) -> None:
-        """Learn the topic's max.message.bytes; keep batches a margin under it."""
-        limit = self._topic_limit(topic)
+        """Learn the topic's max.message.bytes (keep batches a margin under it) and whether it
+        is compacted."""
+        limit, compacted = self._topic_config(topic)
+        if compacted:
+            self._compacted.add(topic)
         if limit is not None and limit - BATCH_MARGIN < self._batch_bytes:
             self._shrink_batches(topic, limit)
         self._limits[topic] = limit
@@ -133,22 +144,28 @@ class KafkaPublisher:
         self._producer = Producer(self._config | {"batch.size": batch_bytes})
         self._batch_bytes = batch_bytes
 
-    def _topic_limit(self, topic: str) -> int | None:
-        """The topic's max.message.bytes; a topic yet to be created gets the broker's default.
-        None when Kafka does not tell (e.g. no DescribeConfigs permission)."""
+    def _topic_config(self, topic: str) -> tuple[int | None, bool]:
+        """The topic's max.message.bytes and whether it is compacted; a topic yet to be created
+        gets the broker's defaults. (None, False) when Kafka does not tell (e.g. no
+        DescribeConfigs permission)."""
         try:
             if self._admin is None:
                 self._admin = AdminClient(_admin_config(self._config))
             admin = self._admin
             try:
-                return _config_value(admin, ResourceType.TOPIC, topic, "max.message.bytes")
+                limit, policy = _config_values(
+                    admin, ResourceType.TOPIC, topic, "max.message.bytes", "cleanup.policy"
+                )
             except KafkaException as exc:
                 err = exc.args[0] if exc.args else None
                 if not (isinstance(err, KafkaError) and err.code() == _UNKNOWN_TOPIC):
                     raise
-            brokers = admin.list_topics(timeout=ADMIN_TIMEOUT).brokers
-            return _config_value(admin, ResourceType.BROKER, str(min(brokers)), "message.max.bytes")
-        except (KafkaException, ValueError, TimeoutError) as exc:
+                broker = str(min(admin.list_topics(timeout=ADMIN_TIMEOUT).brokers))
+                limit, policy = _config_values(
+                    admin, ResourceType.BROKER, broker, "message.max.bytes", "log.cleanup.policy"
+                )
+            return int(limit), "compact" in policy.split(",")
+        except (KafkaException, ValueError, TimeoutError, KeyError) as exc:
             log.warning(
                 "cannot read the max.message.bytes of topic %r (%s): batches to it stay within"
                 " %d bytes (batch.size); a larger batch refused by Kafka stops the service",
@@ -156,7 +173,7 @@ class KafkaPublisher:
                 _describe(exc) if isinstance(exc, KafkaException) else exc,
                 self._batch_bytes,
             )
-            return None
+            return None, False
 
     def _rejection(self, record: Record, err: KafkaError) -> str:
         limit = self._limits.get(record.topic)
@@ -167,6 +184,13 @@ class KafkaPublisher:
         )
 
     def _delivery_failure(self, record: Record, err: KafkaError, batch_bytes: int) -> str:
+        if err.code() == KafkaError.INVALID_RECORD:
+            return (
+                f"Kafka refused the batch holding a record for topic {record.topic!r} as"
+                f" invalid ({err.str()}): a broker refuses a whole batch for one invalid record,"
+                " so none is dead-lettered (the others may be fine). A compacted topic takes no"
+                " record without a key: check the topic's cleanup.policy"
+            )
         if err.code() not in _BATCH_ERRORS:
             return f"Kafka did not accept a record for topic {record.topic!r}: {err.str()}"
         limit = self._limits.get(record.topic)
@@ -216,7 +240,8 @@ class KafkaPublisher:
 _RECORD_ERRORS = frozenset(
     {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD, KafkaError.INVALID_MSG_SIZE}
 )
-# ... which a broker reports for a whole batch: about one record only when it was alone in it.
+# ... which a broker reports for a whole batch: about one record only when it was alone in it
+# (INVALID_RECORD too, but a record's size cannot tell that it was alone).
 _BATCH_ERRORS = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_MSG_SIZE})
 _UNKNOWN_TOPIC = KafkaError.UNKNOWN_TOPIC_OR_PART
 
@@ -277,10 +302,10 @@ def _admin_config(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in _PRODUCER_ONLY}
 
 
-def _config_value(admin: AdminClient, kind: ResourceType, name: str, key: str) -> int:
+def _config_values(admin: AdminClient, kind: ResourceType, name: str, *keys: str) -> list[str]:
     resource = ConfigResource(kind, name)
     entries = admin.describe_configs([resource])[resource].result(timeout=ADMIN_TIMEOUT)
-    return int(entries[key].value)
+    return [str(entries[key].value) for key in keys]
 
 
 def _describe(exc: KafkaException) -> str:

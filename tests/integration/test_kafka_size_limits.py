@@ -1,5 +1,6 @@
-"""A topic whose `max.message.bytes` is small: only a record too large by itself is dead-lettered.
+"""Topic settings that make a broker refuse records: only the record at fault is dead-lettered.
 
+A topic whose `max.message.bytes` is small:
 The broker checks a topic's limit against a whole batch of records and refuses the batch as a
 whole; librdkafka then fails every record in it with MSG_SIZE_TOO_LARGE. Small rows batched
 together, or next to an oversized one, must still reach their topic, exactly once, in order.
@@ -135,3 +136,33 @@ def test_a_limit_lowered_while_running_stops_the_service_and_dead_letters_nothin
     assert published == set(bodies.items())
     assert "max.message.bytes" in tailer.log()  # the smaller batches, logged
     assert topic_sizes(stack.kafka_bootstrap, [dlq]) == {dlq: 0}
+
+
+def test_on_a_compacted_topic_only_the_rows_without_a_key_are_dead_lettered(
+    stack: Stack, database: str, tailer: Tailer, new_topic
+):
+    """A broker refuses a whole batch for one record without a key on a compacted topic
+    (INVALID_RECORD for all of them): such a record is refused alone, before it is sent."""
+    topic_template = f"{tailer.topic_prefix}.{database}.shared"
+    topic = new_topic(name=topic_template, config={"cleanup.policy": "compact"})
+    dlq = f"{database}.dlq"
+    tailer.env["BINLOG_TAILER_DEAD_LETTER__TOPIC"] = dlq
+    tailer.env["BINLOG_TAILER_CAPTURE__TOPIC_TEMPLATE"] = topic_template
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE keyed (id INT PRIMARY KEY, v INT)")
+        cur.execute("CREATE TABLE unkeyed (v INT)")
+    tailer.start()
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        conn.begin()  # keyless rows amid keyed ones, in one batch
+        for i in range(1, 21):
+            cur.execute("INSERT INTO keyed VALUES (%s, %s)", (i, i))
+            if i % 5 == 0:
+                cur.execute("INSERT INTO unkeyed VALUES (%s)", (i,))
+        conn.commit()
+    _run_to_end(stack, tailer)
+    assert topic_sizes(stack.kafka_bootstrap, [topic, dlq]) == {topic: 20, dlq: 4}
+    published = consume(stack.kafka_bootstrap, [topic], expect=20)
+    assert [json.loads(m.key())["id"] for m in published] == list(range(1, 21))
+    dead = consume(stack.kafka_bootstrap, [dlq], expect=4)
+    assert [json.loads(m.value())["after"]["v"] for m in dead] == [5, 10, 15, 20]
+    assert all(b"is compacted" in dict(m.headers())["dlq.error"] for m in dead)

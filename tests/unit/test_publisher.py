@@ -47,7 +47,7 @@ def made(monkeypatch):
 def _publisher(limits: dict[str, int | None], **kafka) -> tuple[KafkaPublisher, list[int]]:
     acked: list[int] = []
     p = KafkaPublisher(KafkaSettings(**kafka), on_ack=acked.append)
-    p._topic_limit = lambda topic: limits[topic]  # type: ignore[method-assign]
+    p._topic_config = lambda topic: (limits[topic], topic.startswith("compact"))  # type: ignore[method-assign]
     return p, acked
 
 
@@ -108,14 +108,6 @@ def test_unknown_limit_the_stop_names_batch_size(made):
         p.poll()
 
 
-def test_an_invalid_record_is_rejected_whatever_its_size(made):
-    # the broker names the invalid record itself; librdkafka gives its neighbours another code
-    p, _ = _publisher({"t": 20_000})
-    p.publish(_record("t", 10), 1)
-    _refuse(made[-1], KafkaError.INVALID_RECORD)
-    assert [r.seq for r in p.take_rejected()] == [1]
-
-
 def test_record_bytes_count_key_value_and_headers():
     r = Record("t", b"key", b"value", [("h", "é"), ("n", None), ("b", b"xy")])
     assert _record_bytes(r) == 3 + 5 + (1 + 2) + 1 + (1 + 2)
@@ -131,3 +123,27 @@ def test_the_admin_client_gets_connection_settings_only():
         "error_cb": print,
     }
     assert _admin_config(config) == {"bootstrap.servers": "b:9092", "security.protocol": "SASL_SSL"}
+
+
+def test_a_record_without_a_key_is_refused_alone_before_it_reaches_a_compacted_topic(made):
+    from binlog_tailer.errors import RecordRejected
+
+    p, acked = _publisher({"compacted": 1_048_588, "plain": 1_048_588})
+    p.publish(Record("plain", None, b"v"), 1)  # fine where nothing is compacted
+    with pytest.raises(RecordRejected, match=r"is compacted .* takes no record without a key"):
+        p.publish(Record("compacted", None, b"v"), 2)
+    p.publish(Record("compacted", b"k", b"v"), 3)
+    p.flush(1)
+    assert acked == [1, 3]
+
+
+def test_an_invalid_batch_stops_instead_of_dead_lettering_its_records(made):
+    p, _ = _publisher({"t": 1_048_588})
+    p.publish(_record("t", 100), 1)
+    p.publish(_record("t", 100), 2)
+    invalid = KafkaError(KafkaError.INVALID_RECORD)
+    for report in made[-1].reports:
+        report(invalid, None)
+    assert p.take_rejected() == []
+    with pytest.raises(PublishError, match="refuses a whole batch for one invalid record"):
+        p.poll()
