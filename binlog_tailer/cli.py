@@ -205,6 +205,6 @@ def _run(settings: Settings, start: str | None) -> int:
         pipeline.rows,
         pipeline.records,
         pipeline.dead_lettered,
-        pipeline.saved or stored,
+        pipeline.saved or position,
     )
     return EXIT_OK
