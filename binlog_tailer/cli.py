@@ -182,7 +182,8 @@ def _run(settings: Settings, start: str | None) -> int:
         if signals["n"] > 1:
             os._exit(130)  # second signal: stop now, the checkpoint is still consistent
         log.info("%s: draining and checkpointing", signal.Signals(signum).name)
-        source.stop()
+        source.stop()  # ends the stream at the next transaction boundary
+        pipeline.stop()  # unless Kafka's full queue holds that up: then at once
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -204,6 +205,6 @@ def _run(settings: Settings, start: str | None) -> int:
         pipeline.rows,
         pipeline.records,
         pipeline.dead_lettered,
-        pipeline.saved or stored,
+        pipeline.saved or position,
     )
     return EXIT_OK

@@ -8,6 +8,8 @@
     ├── PublishError                Kafka refused or could not take a record (fatal)
     │   └── RecordRejected          Kafka refused one record for what it is (too large):
     │                               dead-lettered when a dead-letter topic is set
+    ├── PublishInterrupted          a stop request ended a wait for room in Kafka's full
+    │                               local queue: the record was not sent
     ├── MappingError                a row could not be turned into a record (fatal)
     │   └── BadRecord               one bad row: dead-lettered, or fatal (dead_letter.mode)
     └── CheckpointError             the stored position cannot be read or written
@@ -51,6 +53,16 @@ class RecordRejected(PublishError):
         super().__init__(message)
         self.record: Any = record  # the model.Record refused
         self.seq = seq  # its AckTracker sequence number
+
+
+class PublishInterrupted(BinlogTailerError):
+    """A stop was requested while a record waited for room in Kafka's full local queue: it was
+    not sent (its sequence number is never acknowledged, so no checkpoint passes it)."""
+
+    def __init__(self, record: object, seq: int) -> None:
+        super().__init__("stop requested while Kafka's local queue was full")
+        self.record: Any = record  # the model.Record not sent
+        self.seq = seq
 
 
 class MappingError(BinlogTailerError):

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from binlog_tailer.acks import AckTracker
 from binlog_tailer.checkpoint import CheckpointStore
-from binlog_tailer.errors import BadRecord, PublishError, RecordRejected
+from binlog_tailer.errors import BadRecord, PublishError, PublishInterrupted, RecordRejected
 from binlog_tailer.mapping import Mapper
 from binlog_tailer.mapping.dead_letter import DeadLetters
 from binlog_tailer.model import Record, RowChange, TxnEnd
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 class Publisher(Protocol):
-    def publish(self, record: Record, seq: int) -> None: ...
+    def publish(self, record: Record, seq: int, give_up: Callable[[], bool]) -> None: ...
     def poll(self, timeout: float = 0.0) -> None: ...
     def flush(self, timeout: float) -> int: ...
     def take_rejected(self) -> list[RecordRejected]: ...
@@ -58,16 +58,50 @@ class Pipeline:
         self.rows = 0
         self.records = 0
         self.dead_lettered = 0
+        self._txn_records = 0  # self.records when the current transaction began
+        self._stop_requested = False
+        self._drain_deadline: float | None = None
+
+    def stop(self) -> None:
+        """Ask the run to end (signal-safe). The source, stopped too, ends the stream at the
+        next transaction boundary; getting there must not wait for Kafka to make room for the
+        rest of a large transaction: a record that finds Kafka's local queue full is not sent,
+        nor is anything after it. The checkpoint then stays before that transaction, and the
+        next run publishes all of it again."""
+        self._stop_requested = True
 
     def run(self) -> None:
         """Run until the source ends (stop requested) or an error; always checkpoints what is
         safe before returning or raising."""
         try:
             self._loop()
+        except PublishInterrupted as exc:
+            self._interrupted(exc)
         except BaseException:
             self._drain(report=False)
             raise
         self._drain(report=True)
+
+    def _give_up(self) -> bool:
+        """Whether a record waiting for room in Kafka's full queue gives up: once a stop is
+        requested; while draining, at the drain's deadline."""
+        if self._drain_deadline is not None:
+            return time.monotonic() >= self._drain_deadline
+        return self._stop_requested
+
+    def _interrupted(self, exc: PublishInterrupted) -> None:
+        origin = exc.record.origin
+        where = f" of the row at {origin.file}:{origin.pos}" if origin is not None else ""
+        if origin is not None and origin.gtid:
+            where += f" (GTID {origin.gtid})"
+        sent = self.records - self._txn_records
+        log.warning(
+            "the stop interrupted the transaction%s while Kafka's local queue was full: the"
+            " rest of it is not published, and the checkpoint stays before it; the next start"
+            " publishes the whole transaction again, its %d record(s) sent already included",
+            where,
+            sent,
+        )
 
     def _loop(self) -> None:
         since_poll, last_poll = 0, time.monotonic()
@@ -80,6 +114,7 @@ class Pipeline:
                         publish(record, issue())
                 else:
                     boundary(item.position)
+                    self._txn_records = self.records
                 since_poll += 1
                 if (
                     since_poll < self.POLL_EVERY
@@ -114,11 +149,13 @@ class Pipeline:
         return records
 
     def _publish(self, record: Record, seq: int) -> None:
-        self.records += 1
         try:
-            self.publisher.publish(record, seq)
+            self.publisher.publish(record, seq, self._give_up)
         except RecordRejected as exc:
+            self.records += 1
             self._dead_letter_rejected(exc)
+        else:
+            self.records += 1
 
     def _poll(self, timeout: float) -> None:
         self.publisher.poll(timeout)
@@ -145,8 +182,8 @@ class Pipeline:
         )
         # The same sequence number: the position passes the row only once its dead letter is
         # acknowledged.
+        self.publisher.publish(letter, exc.seq, self._give_up)
         self.records += 1
-        self.publisher.publish(letter, exc.seq)
 
     def _maybe_save(self, force: bool = False) -> None:
         safe = self.tracker.safe
@@ -167,7 +204,7 @@ class Pipeline:
         way (the position stays before it)."""
         failure: PublishError | None = None
         remaining = 0
-        deadline = time.monotonic() + self.drain_timeout
+        deadline = self._drain_deadline = time.monotonic() + self.drain_timeout
         while True:
             remaining = self.publisher.flush(max(0.0, deadline - time.monotonic()))
             published = self.records
@@ -175,6 +212,9 @@ class Pipeline:
                 self._poll(0)
             except PublishError as exc:
                 failure = exc
+                break
+            except PublishInterrupted:  # a dead letter found no room in the queue in time
+                remaining += 1
                 break
             # a rejected record was dead-lettered just now: flush that one too
             if self.records == published or time.monotonic() >= deadline:

@@ -18,11 +18,15 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
-from binlog_tailer.errors import PublishError, RecordRejected
+from binlog_tailer.errors import PublishError, PublishInterrupted, RecordRejected
 from binlog_tailer.model import Record
 from binlog_tailer.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
+
+
+def _never() -> bool:
+    return False
 
 
 def producer_config(s: KafkaSettings) -> dict[str, Any]:
@@ -70,7 +74,10 @@ class KafkaPublisher:
                 f" ({_describe(exc)}): check kafka.bootstrap_servers"
             ) from exc
 
-    def publish(self, record: Record, seq: int) -> None:
+    def publish(self, record: Record, seq: int, give_up: Callable[[], bool] = _never) -> None:
+        """Hand `record` to the producer. While its local queue is full (Kafka slower than the
+        binlog), wait for room, serving delivery reports; `give_up` (a stop was requested) ends
+        that wait with PublishInterrupted, the record not sent."""
         if record.topic not in self._limits:
             self._learn_limit(record.topic)
         if record.key is None and record.topic in self._compacted:
@@ -106,6 +113,8 @@ class KafkaPublisher:
                 )
                 return
             except BufferError:  # local queue full: serve delivery reports, then retry
+                if give_up():
+                    raise PublishInterrupted(record, seq) from None
                 self._producer.poll(0.1)
                 self.raise_failure()
             except KafkaException as exc:

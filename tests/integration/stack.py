@@ -8,6 +8,8 @@ every test that touches a source runs against each of them.
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import time
 import uuid
 from collections.abc import Callable
@@ -168,3 +170,41 @@ def topic_sizes(bootstrap: str, topics: list[str]) -> dict[str, int]:
         return out
     finally:
         consumer.close()
+
+
+def set_producer_quota(bootstrap: str, client_id: str, bytes_per_second: float | None) -> None:
+    """Make the broker throttle producers whose client.id is `client_id` to about
+    `bytes_per_second` (None removes the quota): Kafka becomes slow for them alone, by its own
+    means (it holds back their next request), while the other tests' clients of the shared
+    broker go at full speed. Kafka counts the rate over a window of about 10 s, so a new
+    client first gets about 10 s worth at full speed.
+
+    confluent-kafka has no call for client quotas: this sends Kafka's AlterClientQuotas request
+    (API key 49, version 0) itself."""
+
+    def string(s: str) -> bytes:
+        return struct.pack(">h", len(s)) + s.encode()
+
+    remove = bytes_per_second is None
+    body = (
+        struct.pack(">ii", 1, 1)  # one entry, whose entity has one part
+        + string("client-id")
+        + string(client_id)
+        + struct.pack(">i", 1)  # one operation
+        + string("producer_byte_rate")
+        + struct.pack(">d?", bytes_per_second or 0.0, remove)
+        + struct.pack(">?", False)  # validate_only: no, do it
+    )
+    request = struct.pack(">hhi", 49, 0, 1) + string("binlog-tailer-tests") + body
+    host, port = bootstrap.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(struct.pack(">i", len(request)) + request)
+        with sock.makefile("rb") as reply:
+            (size,) = struct.unpack(">i", reply.read(4))
+            response = reply.read(size)
+    # correlation id, throttle time, entries (1), then the entry's error code and message
+    (error,) = struct.unpack_from(">h", response, 12)
+    if error:
+        (length,) = struct.unpack_from(">h", response, 14)
+        message = response[16 : 16 + length].decode() if length >= 0 else ""
+        raise AssertionError(f"Kafka refused the client quota (error {error}): {message}")

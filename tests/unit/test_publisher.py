@@ -7,7 +7,7 @@ import pytest
 from confluent_kafka import KafkaError
 
 from binlog_tailer import publisher as publisher_module
-from binlog_tailer.errors import PublishError
+from binlog_tailer.errors import PublishError, PublishInterrupted
 from binlog_tailer.model import Record
 from binlog_tailer.publisher import BATCH_MARGIN, KafkaPublisher, _admin_config, _record_bytes
 from binlog_tailer.settings import KafkaSettings
@@ -147,3 +147,36 @@ def test_an_invalid_batch_stops_instead_of_dead_lettering_its_records(made):
     assert p.take_rejected() == []
     with pytest.raises(PublishError, match="refuses a whole batch for one invalid record"):
         p.poll()
+
+
+@pytest.fixture
+def publisher_without_broker():
+    """A producer whose queue holds one record, and nothing to deliver to (port 1 refuses)."""
+    settings = KafkaSettings(
+        bootstrap_servers="127.0.0.1:1", producer={"queue.buffering.max.messages": 1}
+    )
+    pub = KafkaPublisher(settings, on_ack=lambda seq: None)
+    pub._topic_config = lambda topic: (None, False)  # type: ignore[method-assign]
+    yield pub
+    pub._producer.purge()
+    pub._producer.flush(0)
+
+
+def never_asked() -> bool:
+    raise AssertionError("asked to give up while the queue had room")
+
+
+def test_a_full_queue_waits_until_asked_to_give_up_and_does_not_send_the_record(
+    publisher_without_broker,
+):
+    publisher_without_broker.publish(Record("t", None, b"first"), 0, never_asked)
+    asked = []
+
+    def give_up() -> bool:  # asked at each attempt: a stop ends the wait within one poll
+        asked.append(1)
+        return len(asked) == 3
+
+    with pytest.raises(PublishInterrupted) as raised:
+        publisher_without_broker.publish(Record("t", None, b"second"), 1, give_up)
+    assert raised.value.seq == 1 and raised.value.record.value == b"second"
+    assert len(publisher_without_broker._producer) == 1  # only the first is queued
