@@ -10,7 +10,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from binlog_tailer.errors import PublishError, RecordRejected
 from binlog_tailer.model import Record
-from binlog_tailer.settings import KafkaSettings
+from binlog_tailer.settings import KafkaSettings, is_secret
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,54 @@ def producer_config(s: KafkaSettings) -> dict[str, Any]:
     return config
 
 
+# librdkafka properties only a producer knows (aliases included): a consumer warns of each.
+PRODUCER_ONLY = frozenset(
+    {
+        "transactional.id",
+        "transaction.timeout.ms",
+        "enable.idempotence",
+        "enable.gapless.guarantee",
+        "queue.buffering.max.messages",
+        "queue.buffering.max.kbytes",
+        "queue.buffering.max.ms",
+        "queue.buffering.backpressure.threshold",
+        "linger.ms",
+        "message.send.max.retries",
+        "retries",
+        "compression.codec",
+        "compression.type",
+        "compression.level",
+        "batch.num.messages",
+        "batch.size",
+        "delivery.report.only.error",
+        "sticky.partitioning.linger.ms",
+        "request.required.acks",
+        "acks",
+        "request.timeout.ms",
+        "message.timeout.ms",
+        "delivery.timeout.ms",
+        "queuing.strategy",
+        "produce.offset.report",
+        "partitioner",
+    }
+)
+
+
+def connection_config(s: KafkaSettings) -> dict[str, Any]:
+    """What any client of the cluster needs (brokers, TLS, SASL, ...): the producer's settings
+    without those only a producer knows. For consumers; admin clients take producer_config."""
+    return {k: v for k, v in producer_config(s).items() if k not in PRODUCER_ONLY}
+
+
+def redact(text: str, config: dict[str, Any]) -> str:
+    """`text` without the value of any secret in `config` (a SASL password, an OAuth secret),
+    for messages built from what a Kafka client reported."""
+    for key, value in config.items():
+        if is_secret(key) and isinstance(value, str) and len(value) >= 3:
+            text = text.replace(value, "***")
+    return text
+
+
 class KafkaPublisher:
     def __init__(self, settings: KafkaSettings, on_ack: Callable[[int], None]) -> None:
         self.settings = settings
@@ -43,7 +91,9 @@ class KafkaPublisher:
         try:
             self._producer = Producer(producer_config(settings) | {"error_cb": self._on_error})
         except KafkaException as exc:
-            raise PublishError(f"invalid Kafka producer settings: {exc}") from exc
+            raise PublishError(
+                f"invalid Kafka producer settings: {redact(str(exc), settings.producer)}"
+            ) from exc
 
     def check_reachable(self, timeout: float = 10.0) -> None:
         try:

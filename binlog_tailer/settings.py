@@ -218,6 +218,11 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
 _SECRET = re.compile(r"pass|secret|token|key|sasl|credential|auth", re.I)
 
 
+def is_secret(name: str) -> bool:
+    """Whether a setting (or librdkafka property) of this name may hold a secret."""
+    return bool(_SECRET.search(name))
+
+
 def _describe(exc: ValidationError, config_file: str | Path | None) -> str:
     """One line per setting in error, naming its environment variable; never the value of a
     secret, nor of a name that is not a setting (a mistyped `passwd` holds a password too)."""
