@@ -5,9 +5,10 @@
   position with its segment), replication factor min(3, brokers), min.insync.replicas one
   less than that (at least 1). An existing topic of another policy or with more partitions is
   refused.
-- `load` reads the partition from its start to the high watermark measured first, with
-  isolation.level=read_committed (a record of an aborted transaction never counts), assigned,
-  not in a consumer group; the last record of our name wins.
+- `load` reads the partition from its start to the end measured first, with
+  isolation.level=read_committed, assigned, not in a consumer group; the last record of our
+  name wins. A record of an aborted transaction never counts, and the end is the last stable
+  offset: a transaction still open (another connector's) is not waited for.
 - `save` produces with the idempotent, acks=all producer settings of the data and waits for
   the acknowledgement: a position is stored when `save` returns.
 - Every wait on Kafka ends within checkpoint.timeout_seconds, with one clear line.
@@ -216,8 +217,8 @@ class KafkaCheckpointStore:
     # -- reading and writing
 
     def _read(self, deadline: float) -> Iterator[tuple[bytes | None, bytes | None]]:
-        """(key, value) of every committed record from the partition's start to its high
-        watermark as it is now."""
+        """(key, value) of every committed record from the partition's start to its end as
+        it is now (read committed, the end is the last stable offset)."""
         consumer = Consumer(
             connection_config(self.kafka)
             | {
@@ -265,8 +266,7 @@ class KafkaCheckpointStore:
             if time.monotonic() >= deadline:
                 raise CheckpointError(
                     f"Kafka topic {self.topic} was not read up to offset {high} within"
-                    f" {self.timeout:g}s (checkpoint.timeout_seconds): is a transaction on it"
-                    " still open, or Kafka overloaded?"
+                    f" {self.timeout:g}s (checkpoint.timeout_seconds): is Kafka overloaded?"
                 )
 
     def _produce(self, record: Record, deadline: float) -> None:
