@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pymysql
 
 from binlog_tailer.checkpoint import CheckpointStore
-from binlog_tailer.errors import BinlogTailerError
+from binlog_tailer.errors import BinlogTailerError, CheckpointError
 from binlog_tailer.position import BinlogPosition, MariadbGtidPos, MysqlGtidSet
 from binlog_tailer.publisher import KafkaPublisher
 from binlog_tailer.server import binlog_files, connect, server_info, variables
@@ -40,6 +40,7 @@ EXPECTED = {
 
 def run_checks(settings: Settings, store: CheckpointStore) -> list[Finding]:
     out: list[Finding] = []
+    stored, store_finding = _store_check(store)
     s = settings.mysql
     try:
         conn = connect(s)
@@ -54,11 +55,22 @@ def run_checks(settings: Settings, store: CheckpointStore) -> list[Finding]:
     else:
         with conn:
             try:
-                out += _server_checks(conn, settings, store)
+                out += _server_checks(conn, settings, stored)
             except BinlogTailerError as exc:  # e.g. a privilege the user lacks
                 out.append(Finding(False, str(exc), "see the privileges the README lists"))
     out.append(_kafka_check(settings))
+    out.append(store_finding)
     return out
+
+
+def _store_check(store: CheckpointStore) -> tuple[BinlogPosition | None, Finding]:
+    """The stored position (None when unreadable) and what `check` says of the store."""
+    try:
+        found = store.check()
+        stored = store.load()
+    except CheckpointError as exc:
+        return None, Finding(False, f"checkpoint store: {exc}")
+    return stored, Finding(True, f"checkpoint store {found}; stored position: {stored or 'none'}")
 
 
 def version_finding(version: str, is_mariadb: bool) -> Finding:
@@ -97,12 +109,11 @@ def stored_gtid_finding(stored: BinlogPosition | None, is_mariadb: bool) -> Find
 
 
 def _server_checks(
-    conn: pymysql.Connection, settings: Settings, store: CheckpointStore
+    conn: pymysql.Connection, settings: Settings, stored: BinlogPosition | None
 ) -> list[Finding]:
     info = server_info(conn)
     out = server_setting_findings(conn, settings)
     out.append(_grants(conn))
-    stored = store.load()
     dialect = stored_gtid_finding(stored, info.is_mariadb)
     if dialect is not None:
         out.append(dialect)

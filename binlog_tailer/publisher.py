@@ -20,7 +20,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from binlog_tailer.errors import PublishError, PublishInterrupted, RecordRejected
 from binlog_tailer.model import Record
-from binlog_tailer.settings import KafkaSettings
+from binlog_tailer.settings import KafkaSettings, is_secret
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,54 @@ def producer_config(s: KafkaSettings) -> dict[str, Any]:
     return config
 
 
+# librdkafka properties only a producer knows (aliases included): a consumer warns of each.
+PRODUCER_ONLY = frozenset(
+    {
+        "transactional.id",
+        "transaction.timeout.ms",
+        "enable.idempotence",
+        "enable.gapless.guarantee",
+        "queue.buffering.max.messages",
+        "queue.buffering.max.kbytes",
+        "queue.buffering.max.ms",
+        "queue.buffering.backpressure.threshold",
+        "linger.ms",
+        "message.send.max.retries",
+        "retries",
+        "compression.codec",
+        "compression.type",
+        "compression.level",
+        "batch.num.messages",
+        "batch.size",
+        "delivery.report.only.error",
+        "sticky.partitioning.linger.ms",
+        "request.required.acks",
+        "acks",
+        "request.timeout.ms",
+        "message.timeout.ms",
+        "delivery.timeout.ms",
+        "queuing.strategy",
+        "produce.offset.report",
+        "partitioner",
+    }
+)
+
+
+def connection_config(s: KafkaSettings) -> dict[str, Any]:
+    """What any client of the cluster needs (brokers, TLS, SASL, ...): the producer's settings
+    without those only a producer knows. For consumers and admin clients."""
+    return {k: v for k, v in producer_config(s).items() if k not in PRODUCER_ONLY}
+
+
+def redact(text: str, config: dict[str, Any]) -> str:
+    """`text` without the value of any secret in `config` (a SASL password, an OAuth secret),
+    for messages built from what a Kafka client reported."""
+    for key, value in config.items():
+        if is_secret(key) and isinstance(value, str) and len(value) >= 3:
+            text = text.replace(value, "***")
+    return text
+
+
 class KafkaPublisher:
     def __init__(self, settings: KafkaSettings, on_ack: Callable[[int], None]) -> None:
         self.settings = settings
@@ -63,7 +111,9 @@ class KafkaPublisher:
         try:
             self._producer = Producer(self._config)
         except KafkaException as exc:
-            raise PublishError(f"invalid Kafka producer settings: {exc}") from exc
+            raise PublishError(
+                f"invalid Kafka producer settings: {redact(str(exc), settings.producer)}"
+            ) from exc
 
     def check_reachable(self, timeout: float = 10.0) -> None:
         try:
@@ -159,7 +209,7 @@ class KafkaPublisher:
         DescribeConfigs permission)."""
         try:
             if self._admin is None:
-                self._admin = AdminClient(_admin_config(self._config))
+                self._admin = AdminClient(connection_config(self.settings))
             admin = self._admin
             try:
                 limit, policy = _config_values(
@@ -263,33 +313,6 @@ ADMIN_TIMEOUT = 10.0
 _DEFAULT_BATCH_SIZE = 1_000_000
 _DEFAULT_MESSAGE_MAX_BYTES = 1_000_000
 
-# Settings of the producer alone: an admin client takes the connection settings only.
-_PRODUCER_ONLY = frozenset(
-    {
-        "enable.idempotence",
-        "enable.gapless.guarantee",
-        "acks",
-        "request.required.acks",
-        "delivery.timeout.ms",
-        "message.timeout.ms",
-        "linger.ms",
-        "queue.buffering.max.ms",
-        "compression.type",
-        "compression.codec",
-        "compression.level",
-        "queue.buffering.max.kbytes",
-        "queue.buffering.max.messages",
-        "batch.size",
-        "batch.num.messages",
-        "max.in.flight.requests.per.connection",
-        "max.in.flight",
-        "retries",
-        "message.send.max.retries",
-        "partitioner",
-        "error_cb",
-    }
-)
-
 
 def _batch_bound(config: dict[str, Any]) -> int:
     """The most bytes librdkafka puts in a batch of several records."""
@@ -305,10 +328,6 @@ def _record_bytes(record: Record) -> int:
     for name, value in record.headers:
         size += len(name.encode()) + len(value.encode() if isinstance(value, str) else value or b"")
     return size
-
-
-def _admin_config(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in _PRODUCER_ONLY}
 
 
 def _config_values(admin: AdminClient, kind: ResourceType, name: str, *keys: str) -> list[str]:

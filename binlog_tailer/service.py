@@ -18,7 +18,14 @@ from binlog_tailer.source import BinlogSource
 
 
 def checkpoint_store(settings: Settings) -> CheckpointStore:
-    return FileCheckpointStore(settings.checkpoint.path)
+    cp = settings.checkpoint
+    if cp.store == "kafka":
+        from binlog_tailer.checkpoint.kafka import KafkaCheckpointStore
+
+        return KafkaCheckpointStore(
+            settings.kafka, cp.topic, settings.connector_name, cp.timeout_seconds
+        )
+    return FileCheckpointStore(cp.path)
 
 
 def build(

@@ -159,10 +159,31 @@ class DeadLetterSettings(_Section):
     )
 
 
+# Kafka's rule for topic names ("." and ".." aside); also that of connector names
+_KAFKA_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+def _kafka_name(value: str | None) -> str | None:
+    if value is not None and (not _KAFKA_NAME.match(value) or value in (".", "..")):
+        raise ValueError("use 1 to 249 letters, digits, '.', '_' or '-' (Kafka's topic names)")
+    return value
+
+
 class CheckpointSettings(_Section):
-    store: Literal["file"] = "file"
+    store: Literal["file", "kafka"] = Field(
+        "file", description="file: checkpoint.path; kafka: a record in checkpoint.topic"
+    )
     path: Path = Path("binlog-tailer.offsets.json")
+    topic: str = Field(
+        "binlog-tailer.offsets",
+        description="the Kafka store's compacted topic, keyed by connector name",
+    )
+    timeout_seconds: float = Field(
+        30.0, gt=0, description="the Kafka store gives up reading or writing after this long"
+    )
     interval_seconds: float = Field(1.0, ge=0)
+
+    _topic = field_validator("topic")(_kafka_name)
 
 
 class Settings(BaseSettings):
@@ -176,8 +197,29 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     dead_letter: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
+    name: str | None = Field(
+        None,
+        description="the connector's name, unique and stable: its key in the offsets topic"
+        " (default: capture.topic_prefix)",
+    )
     initial_position: Literal["latest", "earliest"] = "latest"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    _name = field_validator("name")(_kafka_name)
+
+    @property
+    def connector_name(self) -> str:
+        """The connector's name: `name`, else `capture.topic_prefix`, the namespace its data
+        topics already need to keep apart from another connector's on the same cluster."""
+        name = self.name or self.capture.topic_prefix
+        try:
+            _kafka_name(name)
+        except ValueError:
+            raise ConfigError(
+                f"capture.topic_prefix {name!r} cannot name the connector (letters, digits,"
+                f" '.', '_', '-'): set name [env {ENV_PREFIX}NAME]"
+            ) from None
+        return name
 
     def captured_tables(self) -> tuple[list[str], list[str]]:
         """(include, exclude) patterns of every captured table, outbox tables included."""
@@ -216,6 +258,11 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
 
 
 _SECRET = re.compile(r"pass|secret|token|key|sasl|credential|auth", re.I)
+
+
+def is_secret(name: str) -> bool:
+    """Whether a setting (or librdkafka property) of this name may hold a secret."""
+    return bool(_SECRET.search(name))
 
 
 def _describe(exc: ValidationError, config_file: str | Path | None) -> str:

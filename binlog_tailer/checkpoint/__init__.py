@@ -1,10 +1,18 @@
-"""Where the binlog position is stored. One small Protocol; stores in this package."""
+"""Where the binlog position is stored. One small Protocol; stores in this package.
+
+Every store keeps the same JSON document: ``{"position": BinlogPosition.to_dict(), "saved_at":
+unix time, "format": 1}`` (`checkpoint_document`, `position_from_document`).
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+import time
+from typing import Any, Protocol
 
+from binlog_tailer.errors import CheckpointError
 from binlog_tailer.position import BinlogPosition
+
+FORMAT = 1  # of the checkpoint document; a newer one is refused, never misread
 
 
 class CheckpointStore(Protocol):
@@ -19,3 +27,30 @@ class CheckpointStore(Protocol):
 
     def describe(self) -> str:
         """Where the position lives, for messages."""
+
+    def check(self) -> str:
+        """Verify, changing nothing, that the store can be used as configured: a line saying
+        what was found, or CheckpointError."""
+
+
+def checkpoint_document(position: BinlogPosition, saved_at: float | None = None) -> dict[str, Any]:
+    """The stored form of `position` (JSON-serialisable)."""
+    return {
+        "position": position.to_dict(),
+        "saved_at": time.time() if saved_at is None else saved_at,
+        "format": FORMAT,
+    }
+
+
+def position_from_document(data: Any) -> BinlogPosition:
+    """The position a checkpoint document holds. Raises CheckpointError for a document of a
+    newer format, ValueError, KeyError, TypeError or ConfigError for one that is not valid."""
+    if not isinstance(data, dict):
+        raise TypeError(f"a checkpoint is a JSON object, not {type(data).__name__}")
+    version = data.get("format", FORMAT)
+    if not isinstance(version, int) or version > FORMAT:
+        raise CheckpointError(
+            f"the checkpoint has format {version!r}, written by a newer binlog-tailer (this one"
+            f" reads format {FORMAT}): run the newer version"
+        )
+    return BinlogPosition.from_dict(data["position"])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
+from binlog_tailer.checkpoint import checkpoint_document, position_from_document
 from binlog_tailer.errors import BinlogTailerError, CheckpointError
 from binlog_tailer.position import BinlogPosition
 
@@ -19,6 +19,11 @@ class FileCheckpointStore:
     def describe(self) -> str:
         return f"file {self.path}"
 
+    def check(self) -> str:
+        if self.path.exists():
+            return f"file {self.path}"
+        return f"file {self.path} (not written yet)"
+
     def load(self) -> BinlogPosition | None:
         try:
             text = self.path.read_text(encoding="utf-8")
@@ -27,8 +32,9 @@ class FileCheckpointStore:
         except OSError as exc:
             raise CheckpointError(f"cannot read checkpoint {self.path}: {exc}") from exc
         try:
-            data = json.loads(text)
-            return BinlogPosition.from_dict(data["position"])
+            return position_from_document(json.loads(text))
+        except CheckpointError:
+            raise
         except (ValueError, KeyError, TypeError, BinlogTailerError) as exc:
             raise CheckpointError(
                 f"checkpoint {self.path} is not readable ({exc}); fix it, or set a position with"
@@ -36,7 +42,7 @@ class FileCheckpointStore:
             ) from exc
 
     def save(self, position: BinlogPosition) -> None:
-        data = {"position": position.to_dict(), "saved_at": time.time(), "format": 1}
+        data = checkpoint_document(position)
         directory = self.path.parent
         try:
             directory.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ every test that touches a source runs against each of them.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import struct
@@ -208,3 +209,44 @@ def set_producer_quota(bootstrap: str, client_id: str, bytes_per_second: float |
         (length,) = struct.unpack_from(">h", response, 14)
         message = response[16 : 16 + length].decode() if length >= 0 else ""
         raise AssertionError(f"Kafka refused the client quota (error {error}): {message}")
+
+
+def last_offset_document(bootstrap: str, topic: str, name: str) -> dict | None:
+    """The JSON value of the last record keyed `name` in an offsets topic (partition 0), read
+    committed; None without one, or when it is a tombstone (or the topic does not exist)."""
+    from confluent_kafka import TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": unique_name("offsets"),
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        if topic not in consumer.list_topics(timeout=30).topics:
+            return None
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=30)
+        last: bytes | None = None
+        consumer.assign([TopicPartition(topic, 0, low)])
+        deadline = time.monotonic() + 30
+        while low < high:
+            assert time.monotonic() < deadline, f"offsets topic {topic} not read to {high}"
+            msg = consumer.poll(0.2)
+            if msg is None:
+                continue
+            err = msg.error()
+            if err is not None:
+                assert err.code() == KafkaError._PARTITION_EOF, f"consumer error: {err}"
+                if msg.offset() >= high:
+                    break
+                continue
+            if msg.key() == name.encode():
+                last = msg.value()
+            if msg.offset() >= high - 1:
+                break
+        return None if last is None else json.loads(last)
+    finally:
+        consumer.close()

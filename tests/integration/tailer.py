@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.integration.stack import Stack, wait_until
+from tests.integration.stack import Stack, last_offset_document, wait_until
 
 
 class Tailer:
@@ -93,18 +93,40 @@ class Tailer:
         assert self.proc is not None
         return self.proc.wait(timeout)
 
-    def stored_position(self) -> dict | None:
+    def use_kafka_store(self, topic: str, name: str | None = None) -> Tailer:
+        """Store the position in Kafka topic `topic`, keyed by `name` (default: the topic
+        prefix, as the service's own default)."""
+        self.env["BINLOG_TAILER_CHECKPOINT__STORE"] = "kafka"
+        self.env["BINLOG_TAILER_CHECKPOINT__TOPIC"] = topic
+        if name is not None:
+            self.env["BINLOG_TAILER_NAME"] = name
+        return self
+
+    @property
+    def name(self) -> str:
+        return self.env.get("BINLOG_TAILER_NAME") or self.env["BINLOG_TAILER_CAPTURE__TOPIC_PREFIX"]
+
+    def stored_checkpoint(self) -> dict | None:
+        """The stored checkpoint document ({"position", "saved_at", "format"}), read from
+        where the store keeps it without the service's code: the file, or the offsets topic."""
+        if self.env.get("BINLOG_TAILER_CHECKPOINT__STORE") == "kafka":
+            topic = self.env["BINLOG_TAILER_CHECKPOINT__TOPIC"]
+            return last_offset_document(self.stack.kafka_bootstrap, topic, self.name)
         if not self.checkpoint.exists():
             return None
-        return json.loads(self.checkpoint.read_text())["position"]
+        return json.loads(self.checkpoint.read_text())
+
+    def stored_position(self) -> dict | None:
+        data = self.stored_checkpoint()
+        return None if data is None else data["position"]
 
     def wait_checkpoint_at_least(self, file: str, pos: int, timeout: float = 30) -> None:
         """Wait until the running service has stored a checkpoint at or past file:pos."""
 
         def reached() -> bool:
-            if not self.checkpoint.exists():
+            data = self.stored_checkpoint()
+            if data is None:
                 return False
-            data = json.loads(self.checkpoint.read_text())
             p = data["position"]
             if p["file"] is None:  # a start by GTID, stored before the first commit
                 return False

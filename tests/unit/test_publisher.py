@@ -9,7 +9,7 @@ from confluent_kafka import KafkaError
 from binlog_tailer import publisher as publisher_module
 from binlog_tailer.errors import PublishError, PublishInterrupted
 from binlog_tailer.model import Record
-from binlog_tailer.publisher import BATCH_MARGIN, KafkaPublisher, _admin_config, _record_bytes
+from binlog_tailer.publisher import BATCH_MARGIN, KafkaPublisher, _record_bytes
 from binlog_tailer.settings import KafkaSettings
 
 
@@ -111,18 +111,6 @@ def test_unknown_limit_the_stop_names_batch_size(made):
 def test_record_bytes_count_key_value_and_headers():
     r = Record("t", b"key", b"value", [("h", "é"), ("n", None), ("b", b"xy")])
     assert _record_bytes(r) == 3 + 5 + (1 + 2) + 1 + (1 + 2)
-
-
-def test_the_admin_client_gets_connection_settings_only():
-    config = {
-        "bootstrap.servers": "b:9092",
-        "security.protocol": "SASL_SSL",
-        "enable.idempotence": True,
-        "linger.ms": 5,
-        "batch.size": 100,
-        "error_cb": print,
-    }
-    assert _admin_config(config) == {"bootstrap.servers": "b:9092", "security.protocol": "SASL_SSL"}
 
 
 def test_a_record_without_a_key_is_refused_alone_before_it_reaches_a_compacted_topic(made):
