@@ -125,6 +125,7 @@ class BinlogSource:
         self._at = start.pos or 4  # where the next event starts
         self._skip = 0  # rows to skip after reopening inside a transaction
         self.reconnects = 0
+        self._savepoints: dict[bytes, int] = {}
         self._reset_txn()
         self._released: list[RowChange] = []  # held rows freed by the commit being yielded
         self._damaged_at: tuple[str | None, int] = (None, 0)  # where a checksum last failed
@@ -276,7 +277,8 @@ class BinlogSource:
         self._held: list[tuple[int, RowChange]] | None = None
         self._held_from = 0  # rows published before holding began
         self._held_bytes = 0
-        self._savepoints: dict[bytes, int] = {}  # name -> index of the first row after it
+        if self._savepoints:  # name -> index of the first row after it
+            self._savepoints = {}
 
     def _read(self) -> Iterator[Item]:
         # One loop with the dispatch inline, longer than our usual functions on purpose: it
@@ -305,13 +307,18 @@ class BinlogSource:
             if etype in rows_event:
                 yield from self._rows(data, etype, len(data) - tail, (self._at, 0))
             elif etype in (XID, XA_PREPARE):
-                yield from self._ended(self._commit(_U32(data, 14)[0]))
+                commit = self._commit(_U32(data, 14)[0])
+                if self._released:
+                    yield from self._take_released()
+                yield commit
             elif etype == TABLE_MAP:
                 self._table_map(data, len(data) - tail)
             elif etype == QUERY:
                 item = self._query(data, len(data) - tail)
                 if item is not None:
-                    yield from self._ended(item)
+                    if self._released:
+                        yield from self._take_released()
+                    yield item
             elif etype == MARIADB_GTID:
                 seq, domain, flags = _MARIADB_GTID(data, 20)
                 self._reset_txn()
@@ -483,12 +490,10 @@ class BinlogSource:
         self._held = None
         return rows
 
-    def _ended(self, end: TxnEnd) -> Iterator[Item]:
-        """The rows held until this commit, then the commit itself."""
-        if self._released:
-            released, self._released = self._released, []
-            yield from released
-        yield end
+    def _take_released(self) -> list[RowChange]:
+        """The rows held until the commit just read: they go out before it."""
+        released, self._released = self._released, []
+        return released
 
     def _table_map(self, data: bytes, end: int) -> None:
         raw = data[20:end]
@@ -534,12 +539,13 @@ class BinlogSource:
         ts_ms = self._txn_ts_ms or ts * 1000
         schema, gtid = tm.schema, self._txn_gtid
         held = self._held
+        base = self._txn_rows - first  # row i of this event is row base + i of the transaction
+        self._txn_rows += len(images)  # the loop runs to its end before anything else is read
         for i, image in enumerate(images, first):
-            self._txn_rows += 1
             if self._skip:  # published before a reconnect
                 self._skip -= 1
                 if held is not None:
-                    self._held_from = self._txn_rows
+                    self._held_from = base + i + 1
                 continue
             if op == "u":
                 before, after = image
@@ -551,7 +557,7 @@ class BinlogSource:
             if held is None:
                 yield change
             else:
-                held.append((self._txn_rows - 1, change))
+                held.append((base + i, change))
         if held is not None:
             self._held_bytes += end
             if self._held_bytes > self.hold_limit_bytes:
@@ -600,13 +606,18 @@ class BinlogSource:
                 if etype in ROWS_OPS:
                     rows += yield from self._rows(event, etype, len(event), at=(start, rows))
                 elif etype == XID:
-                    yield from self._ended(self._commit(next_pos))
+                    commit = self._commit(next_pos)
+                    if self._released:
+                        yield from self._take_released()
+                    yield commit
                 elif etype == TABLE_MAP:
                     self._table_map(event, len(event))
                 elif etype == QUERY:
                     item = self._query(event, len(event), end_pos=next_pos)
                     if item is not None:
-                        yield from self._ended(item)
+                        if self._released:
+                            yield from self._take_released()
+                        yield item
                 elif etype == PARTIAL_UPDATE_ROWS:
                     self._partial_update(event, f"{self._file}:{start} (compressed)")
                 elif etype in UNSUPPORTED:
