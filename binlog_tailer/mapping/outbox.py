@@ -23,18 +23,37 @@ import json
 import logging
 import re
 import uuid
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pymysqlreplication.constants import FIELD_TYPE
 
 from binlog_tailer.errors import BadRecord, MappingError
 from binlog_tailer.mapping.encode import MYSQL_JSON_SEPARATORS, dumps
 from binlog_tailer.model import SCHEMA_CACHE_LIMIT, Record, RowChange, TableSchema
-from binlog_tailer.settings import OutboxSettings
 
 log = logging.getLogger(__name__)
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+@dataclass(frozen=True)
+class OutboxOptions:
+    """The outbox table's columns and how its rows become records (the outbox.* settings)."""
+
+    id_column: str = "id"
+    aggregate_type_column: str = "aggregate_type"
+    aggregate_id_column: str = "aggregate_id"
+    event_type_column: str = "event_type"
+    payload_column: str = "payload"
+    timestamp_column: str | None = "created_at"
+    shard_key_column: str | None = None
+    header_columns: tuple[str, ...] = ()
+    topic_template: str = "outbox.event.{aggregate_type}"
+    allowed_topics: tuple[str, ...] = ()
+    payload_format: Literal["json", "raw"] = "json"
+    envelope: bool = False
+    on_update: Literal["warn", "error", "ignore"] = "warn"
 
 
 def _text(v: Any) -> str | None:
@@ -66,7 +85,7 @@ def _epoch_ms(v: Any) -> int | None:
 
 
 class OutboxMapper:
-    def __init__(self, options: OutboxSettings) -> None:
+    def __init__(self, options: OutboxOptions) -> None:
         self.o = options
         self._allowed = frozenset(options.allowed_topics)
         # tables whose shape was checked -> whether the payload column is a MySQL JSON column
