@@ -8,12 +8,12 @@ from binlog_tailer.checkpoint.file import FileCheckpointStore
 from binlog_tailer.filtering import TableFilter
 from binlog_tailer.mapping.dead_letter import DeadLetters
 from binlog_tailer.mapping.envelope import EnvelopeMapper, EnvelopeOptions
-from binlog_tailer.mapping.outbox import OutboxMapper
+from binlog_tailer.mapping.outbox import OutboxMapper, OutboxOptions
 from binlog_tailer.mapping.router import RoutingMapper
 from binlog_tailer.pipeline import Pipeline
 from binlog_tailer.position import BinlogPosition
 from binlog_tailer.publisher import KafkaPublisher
-from binlog_tailer.settings import Settings
+from binlog_tailer.settings import OutboxSettings, Settings
 from binlog_tailer.source import BinlogSource
 
 
@@ -28,6 +28,24 @@ def checkpoint_store(settings: Settings) -> CheckpointStore:
     return FileCheckpointStore(cp.path)
 
 
+def outbox_options(o: OutboxSettings) -> OutboxOptions:
+    return OutboxOptions(
+        id_column=o.id_column,
+        aggregate_type_column=o.aggregate_type_column,
+        aggregate_id_column=o.aggregate_id_column,
+        event_type_column=o.event_type_column,
+        payload_column=o.payload_column,
+        timestamp_column=o.timestamp_column,
+        shard_key_column=o.shard_key_column,
+        header_columns=tuple(o.header_columns),
+        topic_template=o.topic_template,
+        allowed_topics=tuple(o.allowed_topics),
+        payload_format=o.payload_format,
+        envelope=o.envelope,
+        on_update=o.on_update,
+    )
+
+
 def build(
     settings: Settings, position: BinlogPosition, store: CheckpointStore
 ) -> tuple[Pipeline, BinlogSource]:
@@ -38,7 +56,7 @@ def build(
     source = BinlogSource(settings.mysql, position, TableFilter(include, exclude))
     cap = settings.capture
     data = EnvelopeMapper(EnvelopeOptions(cap.topic_prefix, cap.topic_template, cap.tombstones))
-    outbox = OutboxMapper(settings.outbox) if settings.outbox.tables else None
+    outbox = OutboxMapper(outbox_options(settings.outbox)) if settings.outbox.tables else None
     mapper = RoutingMapper(TableFilter(settings.outbox.tables), outbox, data)
     dl = settings.dead_letter
     dead_letters = DeadLetters(dl.topic, dl.max_value_bytes) if dl.mode == "dead_letter" else None

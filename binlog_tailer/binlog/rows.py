@@ -120,18 +120,40 @@ class TableMap:
 
 
 # ------------------------------------------------------------------ table map
+# optional metadata fields (binlog_row_metadata), by type code
+_SIGNEDNESS, _DEFAULT_CHARSET, _COLUMN_CHARSET, _COLUMN_NAME = 1, 2, 3, 4
+_SET_STR_VALUE, _ENUM_STR_VALUE, _SIMPLE_PRIMARY_KEY, _PRIMARY_KEY_WITH_PREFIX = 5, 6, 8, 9
+_ENUM_AND_SET_DEFAULT_CHARSET, _ENUM_AND_SET_COLUMN_CHARSET = 10, 11
+
+
 def parse_table_map(
     data: bytes, off: int, end: int, is_mariadb: bool, charsets: Charsets
 ) -> TableMap:
+    table_id, db, table, off = _read_names(data, off)
+    columns, off = _read_columns(data, off)
+    primary_key, named = _read_optional_metadata(columns, data, off, end, is_mariadb, charsets)
+    return TableMap(table_id, db, table, columns, primary_key, named)
+
+
+def _read_names(data: bytes, off: int) -> tuple[int, str, str, int]:
+    """The table id, database and table name; then the offset after them."""
     low, high = _U48(data, off)
     table_id = low | (high << 32)
     off += 8  # table id (6) + flags (2)
+    db, off = _read_name(data, off)
+    table, off = _read_name(data, off)
+    return table_id, db, table, off
+
+
+def _read_name(data: bytes, off: int) -> tuple[str, int]:
+    """A name: its length (one byte), its bytes, a NUL."""
     n = data[off]
-    db = data[off + 1 : off + 1 + n].decode("utf-8")
-    off += n + 2
-    n = data[off]
-    table = data[off + 1 : off + 1 + n].decode("utf-8")
-    off += n + 2
+    return data[off + 1 : off + 1 + n].decode("utf-8"), off + n + 2
+
+
+def _read_columns(data: bytes, off: int) -> tuple[list[ColumnDef], int]:
+    """The columns with their types and type metadata; then the offset of the optional
+    metadata (after the nullability bitmap, which is skipped)."""
     count, off = lenenc(data, off)
     columns = [ColumnDef(i, data[off + i]) for i in range(count)]
     off += count
@@ -139,64 +161,88 @@ def parse_table_map(
     meta_end = off + meta_size
     for c in columns:
         off = _read_meta(c, data, off)
-    off = meta_end + (count + 7) // 8  # skip the nullability bitmap
+    return columns, meta_end + (count + 7) // 8
+
+
+def _read_optional_metadata(
+    columns: list[ColumnDef], data: bytes, off: int, end: int, is_mariadb: bool,
+    charsets: Charsets,
+) -> tuple[tuple[str, ...], bool]:  # fmt: skip
+    """Applies the optional metadata fields (type, length, value each) to `columns`; returns
+    the primary key and whether the fields named the columns."""
     primary_key: tuple[str, ...] = ()
     named = False
-    while off < end:  # optional metadata (binlog_row_metadata): type, length, value
+    while off < end:
         kind = data[off]
         length, off = lenenc(data, off + 1)
         value = data[off : off + length]
         off += length
-        if kind == 1:  # SIGNEDNESS: one bit per numeric column, most significant first
-            numeric = [c for c in columns if c.type in _NUMERIC]
-            for i, c in enumerate(numeric):
-                c.unsigned = bool(value[i >> 3] & (0x80 >> (i & 7)))
-        elif kind in (2, 3):  # DEFAULT_CHARSET / COLUMN_CHARSET of character columns
+        if kind == _SIGNEDNESS:
+            _read_signedness(columns, value)
+        elif kind in (_DEFAULT_CHARSET, _COLUMN_CHARSET):  # of character columns
             targets = [c for c in columns if _is_character(c, is_mariadb)]
             _charsets(kind, value, targets, charsets)
-        elif kind in (10, 11):  # the same, for ENUM and SET columns
+        elif kind in (_ENUM_AND_SET_DEFAULT_CHARSET, _ENUM_AND_SET_COLUMN_CHARSET):
             targets = [c for c in columns if c.real_type in (T.ENUM, T.SET)]
             _charsets(kind - 8, value, targets, charsets)
-        elif kind == 4:  # COLUMN_NAME
-            pos = 0
-            for c in columns:
-                size, pos = lenenc(value, pos)
-                c.name = value[pos : pos + size].decode("utf-8")
-                pos += size
+        elif kind == _COLUMN_NAME:
+            _read_column_names(columns, value)
             named = True
-        elif kind in (5, 6):  # SET_STR_VALUE / ENUM_STR_VALUE
-            targets = [c for c in columns if c.real_type == (T.SET if kind == 5 else T.ENUM)]
-            pos = 0
-            for c in targets:
-                members, pos = lenenc(value, pos)
-                names = []
-                for _ in range(members):
-                    size, pos = lenenc(value, pos)
-                    names.append(value[pos : pos + size])
-                    pos += size
-                codec = c.charset if c.charset and not c.charset.startswith(UNKNOWN) else "utf-8"
-                decoded = tuple(v.decode(codec, "replace") for v in names)
-                if kind == 5:
-                    c.set_values = decoded
-                else:
-                    c.enum_values = decoded
-        elif kind == 8:  # SIMPLE_PRIMARY_KEY: column indexes
-            pos, keys = 0, []
-            while pos < len(value):
-                i, pos = lenenc(value, pos)
-                keys.append(i)
-            primary_key = tuple(columns[i].name for i in keys)
-        elif kind == 9:  # PRIMARY_KEY_WITH_PREFIX: (index, prefix length) pairs
-            pos, keys = 0, []
-            while pos < len(value):
-                i, pos = lenenc(value, pos)
-                _, pos = lenenc(value, pos)
-                keys.append(i)
+        elif kind in (_SET_STR_VALUE, _ENUM_STR_VALUE):
+            _read_str_values(columns, value, T.SET if kind == _SET_STR_VALUE else T.ENUM)
+        elif kind in (_SIMPLE_PRIMARY_KEY, _PRIMARY_KEY_WITH_PREFIX):
+            keys = _read_key_indexes(value, kind == _PRIMARY_KEY_WITH_PREFIX)
             primary_key = tuple(columns[i].name for i in keys)
     if primary_key:  # names were resolved before COLUMN_NAME may have been read
         index = {f"col{c.index}": c.name for c in columns}
         primary_key = tuple(index.get(k, k) for k in primary_key)
-    return TableMap(table_id, db, table, columns, primary_key, named)
+    return primary_key, named
+
+
+def _read_signedness(columns: list[ColumnDef], value: bytes) -> None:
+    """One bit per numeric column, most significant first."""
+    numeric = [c for c in columns if c.type in _NUMERIC]
+    for i, c in enumerate(numeric):
+        c.unsigned = bool(value[i >> 3] & (0x80 >> (i & 7)))
+
+
+def _read_column_names(columns: list[ColumnDef], value: bytes) -> None:
+    pos = 0
+    for c in columns:
+        size, pos = lenenc(value, pos)
+        c.name = value[pos : pos + size].decode("utf-8")
+        pos += size
+
+
+def _read_str_values(columns: list[ColumnDef], value: bytes, type_code: int) -> None:
+    """The member names of each SET (or each ENUM) column: a count, then the names."""
+    targets = [c for c in columns if c.real_type == type_code]
+    pos = 0
+    for c in targets:
+        members, pos = lenenc(value, pos)
+        names = []
+        for _ in range(members):
+            size, pos = lenenc(value, pos)
+            names.append(value[pos : pos + size])
+            pos += size
+        codec = c.charset if c.charset and not c.charset.startswith(UNKNOWN) else "utf-8"
+        decoded = tuple(v.decode(codec, "replace") for v in names)
+        if type_code == T.SET:
+            c.set_values = decoded
+        else:
+            c.enum_values = decoded
+
+
+def _read_key_indexes(value: bytes, with_prefix: bool) -> list[int]:
+    """The column indexes of a primary key: SIMPLE_PRIMARY_KEY lists them, and
+    PRIMARY_KEY_WITH_PREFIX pairs each with a prefix length (skipped)."""
+    pos, keys = 0, []
+    while pos < len(value):
+        i, pos = lenenc(value, pos)
+        if with_prefix:
+            _, pos = lenenc(value, pos)
+        keys.append(i)
+    return keys
 
 
 def _read_meta(c: ColumnDef, data: bytes, off: int) -> int:
@@ -254,75 +300,95 @@ def _charsets(kind: int, value: bytes, targets: list[ColumnDef], charsets: Chars
 
 
 # ------------------------------------------------------------------ values
+# A reader decodes one column's value at an offset and returns it with the next offset. The
+# readers are built once per table map (`_reader`) and run per row: whatever a column's type
+# metadata decides is settled here, outside them.
 def _reader(c: ColumnDef) -> Reader:
-    t = c.real_type
-    if t == T.FLOAT:
-        return _float32
-    if (t, c.unsigned) in _INTS or t == T.DOUBLE:
-        s = _INTS[(t, c.unsigned if t not in (T.FLOAT, T.DOUBLE) else False)]
-        unpack, size = s.unpack_from, s.size
-        return lambda d, o: (unpack(d, o)[0], o + size)
-    if t == T.INT24:
-        signed = not c.unsigned
-        return lambda d, o: (int.from_bytes(d[o : o + 3], "little", signed=signed), o + 3)
-    if t == T.YEAR:
-        return lambda d, o: ((d[o] + 1900) if d[o] else 0, o + 1)
-    if t == T.NEWDECIMAL:
-        return _decimal_reader(c.precision, c.scale)
-    if t == T.STRING and c.charset == "binary":
-        # BINARY(n): the binlog drops trailing zero bytes, the column keeps them
-        read, width = _string_reader(2 if c.length > 255 else 1, "binary"), c.length
-
-        def binary(d: bytes, o: int) -> tuple[Any, int]:
-            value, o = read(d, o)
-            return value.ljust(width, b"\x00"), o
-
-        return binary
-    if t in (T.VARCHAR, T.VAR_STRING, T.STRING):
-        return _string_reader(2 if c.length > 255 else 1, c.charset)
-    if t in (T.BLOB, T.GEOMETRY):
-        return _string_reader(c.meta_len, c.charset if t == T.BLOB else "binary")
-    if t == T.JSON:
-        return _json_reader(c.meta_len)
-    if t == T.ENUM:
-        values, size = c.enum_values, c.length
-
-        def enum(d: bytes, o: int) -> tuple[Any, int]:
-            i = int.from_bytes(d[o : o + size], "little")
-            return (values[i - 1] if 0 < i <= len(values) else ""), o + size
-
-        return enum
-    if t == T.SET:
-        members, size = c.set_values, c.length
-
-        def set_(d: bytes, o: int) -> tuple[Any, int]:
-            mask = int.from_bytes(d[o : o + size], "little")
-            return {m for i, m in enumerate(members) if mask >> i & 1}, o + size
-
-        return set_
-    if t == T.BIT:
-        nbits, nbytes = c.bits, (c.bits + 7) // 8
-        return lambda d, o: (
-            format(int.from_bytes(d[o : o + nbytes], "big"), f"0{nbits}b"),
-            o + nbytes,
+    build = _READERS.get(c.real_type)
+    if build is None:
+        raise SourceError(
+            f"column {c.name!r} has a binlog type ({c.real_type}) binlog-tailer cannot decode"
         )
-    if t == T.DATE:
-        return _date
-    if t == T.DATETIME2:
-        return _datetime2_reader(c.fsp)
-    if t == T.TIMESTAMP2:
-        return _timestamp2_reader(c.fsp)
-    if t == T.TIME2:
-        return _time2_reader(c.fsp)
-    if t == T.TIMESTAMP:
-        return lambda d, o: (_EPOCH + dt.timedelta(seconds=_U32(d, o)[0]), o + 4)
-    if t == T.DATETIME:
-        return _datetime_old
-    if t == T.TIME:
-        return _time_old
-    if t == T.NULL:
-        return lambda d, o: (None, o)
-    raise SourceError(f"column {c.name!r} has a binlog type ({t}) binlog-tailer cannot decode")
+    return build(c)
+
+
+# numbers
+def _fixed_size(s: struct.Struct) -> Reader:
+    unpack, size = s.unpack_from, s.size
+    return lambda d, o: (unpack(d, o)[0], o + size)
+
+
+def _int_reader(c: ColumnDef) -> Reader:
+    return _fixed_size(_INTS[(c.real_type, c.unsigned)])
+
+
+def _double_reader(c: ColumnDef) -> Reader:
+    return _fixed_size(_INTS[(T.DOUBLE, False)])  # signed or not (deprecated), the same
+
+
+def _int24_reader(c: ColumnDef) -> Reader:
+    signed = not c.unsigned
+    return lambda d, o: (int.from_bytes(d[o : o + 3], "little", signed=signed), o + 3)
+
+
+def _year(d: bytes, o: int) -> tuple[Any, int]:
+    return (d[o] + 1900) if d[o] else 0, o + 1
+
+
+# strings and bytes
+def _char_reader(c: ColumnDef) -> Reader:
+    if c.charset != "binary":
+        return _varchar_reader(c)
+    # BINARY(n): the binlog drops trailing zero bytes, the column keeps them
+    read, width = _string_reader(2 if c.length > 255 else 1, "binary"), c.length
+
+    def binary(d: bytes, o: int) -> tuple[Any, int]:
+        value, o = read(d, o)
+        return value.ljust(width, b"\x00"), o
+
+    return binary
+
+
+def _varchar_reader(c: ColumnDef) -> Reader:
+    return _string_reader(2 if c.length > 255 else 1, c.charset)
+
+
+# enumerations and bits
+def _enum_reader(c: ColumnDef) -> Reader:
+    values, size = c.enum_values, c.length
+
+    def enum(d: bytes, o: int) -> tuple[Any, int]:
+        i = int.from_bytes(d[o : o + size], "little")
+        return (values[i - 1] if 0 < i <= len(values) else ""), o + size
+
+    return enum
+
+
+def _set_reader(c: ColumnDef) -> Reader:
+    members, size = c.set_values, c.length
+
+    def set_(d: bytes, o: int) -> tuple[Any, int]:
+        mask = int.from_bytes(d[o : o + size], "little")
+        return {m for i, m in enumerate(members) if mask >> i & 1}, o + size
+
+    return set_
+
+
+def _bit_reader(c: ColumnDef) -> Reader:
+    nbits, nbytes = c.bits, (c.bits + 7) // 8
+    return lambda d, o: (
+        format(int.from_bytes(d[o : o + nbytes], "big"), f"0{nbits}b"),
+        o + nbytes,
+    )
+
+
+# dates and times without fractional seconds; the others: _datetime2_reader and its peers
+def _timestamp_old(d: bytes, o: int) -> tuple[Any, int]:
+    return _EPOCH + dt.timedelta(seconds=_U32(d, o)[0]), o + 4
+
+
+def _null(d: bytes, o: int) -> tuple[Any, int]:
+    return None, o
 
 
 _F32 = struct.Struct("<f")
@@ -488,6 +554,41 @@ def _time_old(d: bytes, o: int) -> tuple[Any, int]:
     sign = -1 if v < 0 else 1
     v = abs(v)
     return sign * dt.timedelta(hours=v // 10000, minutes=v // 100 % 100, seconds=v % 100), o + 3
+
+
+# the reader of each binlog type (a ColumnDef's real_type): type -> builder
+_READERS: dict[int, Callable[[ColumnDef], Reader]] = {
+    # numbers
+    T.TINY: _int_reader,
+    T.SHORT: _int_reader,
+    T.LONG: _int_reader,
+    T.LONGLONG: _int_reader,
+    T.INT24: _int24_reader,
+    T.FLOAT: lambda c: _float32,
+    T.DOUBLE: _double_reader,
+    T.YEAR: lambda c: _year,
+    T.NEWDECIMAL: lambda c: _decimal_reader(c.precision, c.scale),
+    # strings and bytes
+    T.STRING: _char_reader,
+    T.VARCHAR: _varchar_reader,
+    T.VAR_STRING: _varchar_reader,
+    T.BLOB: lambda c: _string_reader(c.meta_len, c.charset),
+    T.GEOMETRY: lambda c: _string_reader(c.meta_len, "binary"),
+    T.JSON: lambda c: _json_reader(c.meta_len),
+    # enumerations and bits
+    T.ENUM: _enum_reader,
+    T.SET: _set_reader,
+    T.BIT: _bit_reader,
+    # dates and times
+    T.DATE: lambda c: _date,
+    T.DATETIME2: lambda c: _datetime2_reader(c.fsp),
+    T.TIMESTAMP2: lambda c: _timestamp2_reader(c.fsp),
+    T.TIME2: lambda c: _time2_reader(c.fsp),
+    T.TIMESTAMP: lambda c: _timestamp_old,
+    T.DATETIME: lambda c: _datetime_old,
+    T.TIME: lambda c: _time_old,
+    T.NULL: lambda c: _null,
+}
 
 
 # ------------------------------------------------------------------ row images

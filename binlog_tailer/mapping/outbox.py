@@ -23,18 +23,37 @@ import json
 import logging
 import re
 import uuid
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pymysqlreplication.constants import FIELD_TYPE
 
 from binlog_tailer.errors import BadRecord, MappingError
 from binlog_tailer.mapping.encode import MYSQL_JSON_SEPARATORS, dumps
 from binlog_tailer.model import SCHEMA_CACHE_LIMIT, Record, RowChange, TableSchema
-from binlog_tailer.settings import OutboxSettings
 
 log = logging.getLogger(__name__)
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+@dataclass(frozen=True)
+class OutboxOptions:
+    """The outbox table's columns and how its rows become records (the outbox.* settings)."""
+
+    id_column: str = "id"
+    aggregate_type_column: str = "aggregate_type"
+    aggregate_id_column: str = "aggregate_id"
+    event_type_column: str = "event_type"
+    payload_column: str = "payload"
+    timestamp_column: str | None = "created_at"
+    shard_key_column: str | None = None
+    header_columns: tuple[str, ...] = ()
+    topic_template: str = "outbox.event.{aggregate_type}"
+    allowed_topics: tuple[str, ...] = ()
+    payload_format: Literal["json", "raw"] = "json"
+    envelope: bool = False
+    on_update: Literal["warn", "error", "ignore"] = "warn"
 
 
 def _text(v: Any) -> str | None:
@@ -65,8 +84,46 @@ def _epoch_ms(v: Any) -> int | None:
     return None
 
 
+# Bad records: the rows the mapper rejects, one by one (a dead-letter topic may keep them).
+def _missing_value(
+    schema: TableSchema, column: str, payload: bytes | None, event_id: str | None
+) -> BadRecord:
+    return BadRecord(
+        "missing_value",
+        f"outbox row in {schema.db}.{schema.table} has no {column} (NULL)",
+        payload,
+        event_id,
+    )
+
+
+def _parse_json(payload: bytes, event_id: str | None) -> Any:
+    """A text payload parsed as JSON; a bad record when it is not JSON."""
+    try:
+        return json.loads(payload)
+    except ValueError as exc:
+        raise BadRecord(
+            "invalid_json", f"outbox payload of event {event_id} is not JSON: {exc}",
+            payload, event_id,
+        ) from None  # fmt: skip
+
+
+def _bad_topic(topic: str, payload: bytes | None, event_id: str | None) -> BadRecord:
+    """An event routed to an invalid topic name, or to a topic not in outbox.allowed_topics."""
+    if not _TOPIC_NAME.match(topic):
+        return BadRecord(
+            "invalid_topic", f"event {event_id} routes to {topic!r}, not a valid topic name",
+            payload, event_id,
+        )  # fmt: skip
+    return BadRecord(
+        "topic_not_allowed",
+        f"event {event_id} routes to topic {topic!r}, which is not in outbox.allowed_topics",
+        payload,
+        event_id,
+    )
+
+
 class OutboxMapper:
-    def __init__(self, options: OutboxSettings) -> None:
+    def __init__(self, options: OutboxOptions) -> None:
         self.o = options
         self._allowed = frozenset(options.allowed_topics)
         # tables whose shape was checked -> whether the payload column is a MySQL JSON column
@@ -121,56 +178,21 @@ class OutboxMapper:
         for column in (o.id_column, o.aggregate_type_column, o.aggregate_id_column,
                        o.event_type_column):  # fmt: skip
             if row.get(column) is None:
-                raise BadRecord(
-                    "missing_value",
-                    f"outbox row in {schema.db}.{schema.table} has no {column} (NULL)",
-                    payload,
-                    event_id,
-                )
+                raise _missing_value(schema, column, payload, event_id)
         aggregate_type = _text(row[o.aggregate_type_column]) or ""
         aggregate_id = _text(row[o.aggregate_id_column]) or ""
         event_type = _text(row[o.event_type_column]) or ""
         parsed: Any = None
         if payload is not None and o.payload_format == "json":
-            if json_payload:  # MySQL JSON column: already a value
-                parsed = raw_payload
-            else:
-                try:
-                    parsed = json.loads(payload)
-                except ValueError as exc:
-                    raise BadRecord(
-                        "invalid_json", f"outbox payload of event {event_id} is not JSON: {exc}",
-                        payload, event_id,
-                    ) from None  # fmt: skip
+            parsed = raw_payload if json_payload else _parse_json(payload, event_id)
         topic = o.topic_template.format(
             aggregate_type=aggregate_type, event_type=event_type, db=schema.db, table=schema.table
         )
-        if not _TOPIC_NAME.match(topic):
-            raise BadRecord(
-                "invalid_topic", f"event {event_id} routes to {topic!r}, not a valid topic name",
-                payload, event_id,
-            )  # fmt: skip
-        if self._allowed and topic not in self._allowed:
-            raise BadRecord(
-                "topic_not_allowed",
-                f"event {event_id} routes to topic {topic!r}, which is not in"
-                " outbox.allowed_topics",
-                payload,
-                event_id,
-            )
+        if not _TOPIC_NAME.match(topic) or (self._allowed and topic not in self._allowed):
+            raise _bad_topic(topic, payload, event_id)
         key_value = row.get(o.shard_key_column) if o.shard_key_column else None
         key = (_text(key_value) or aggregate_id).encode("utf-8")
-        headers: list[tuple[str, str | bytes | None]] = [
-            ("event_id", event_id),
-            ("event_type", event_type),
-            ("aggregate_type", aggregate_type),
-            ("binlog_position", f"{change.file}:{change.pos}"),
-        ]
-        if change.gtid:
-            headers.append(("gtid", change.gtid))
-        for column in o.header_columns:
-            v = row.get(column)
-            headers.append((column, v if isinstance(v, bytes) or v is None else str(v)))
+        headers = self._headers(change, row, event_id, event_type, aggregate_type)
         ts = _epoch_ms(row.get(o.timestamp_column)) if o.timestamp_column else None
         value = payload
         if o.envelope and payload is not None:
@@ -185,6 +207,23 @@ class OutboxMapper:
                 }
             )
         return [Record(topic, key, value, headers, ts or change.ts_ms or None)]
+
+    def _headers(
+        self, change: RowChange, row: dict[str, Any], event_id: str | None, event_type: str,
+        aggregate_type: str,
+    ) -> list[tuple[str, str | bytes | None]]:  # fmt: skip
+        headers: list[tuple[str, str | bytes | None]] = [
+            ("event_id", event_id),
+            ("event_type", event_type),
+            ("aggregate_type", aggregate_type),
+            ("binlog_position", f"{change.file}:{change.pos}"),
+        ]
+        if change.gtid:
+            headers.append(("gtid", change.gtid))
+        for column in self.o.header_columns:
+            v = row.get(column)
+            headers.append((column, v if isinstance(v, bytes) or v is None else str(v)))
+        return headers
 
     def _payload_bytes(self, v: Any, json_payload: bool) -> bytes | None:
         if v is None:

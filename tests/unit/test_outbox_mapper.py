@@ -1,3 +1,4 @@
+import dataclasses
 import datetime as dt
 import decimal
 import json
@@ -8,8 +9,9 @@ from pymysqlreplication.constants import FIELD_TYPE
 
 from binlog_tailer.errors import BadRecord, MappingError
 from binlog_tailer.mapping.dead_letter import DeadLetters
-from binlog_tailer.mapping.outbox import OutboxMapper
+from binlog_tailer.mapping.outbox import OutboxMapper, OutboxOptions
 from binlog_tailer.model import Column, RowChange, TableSchema
+from binlog_tailer.service import outbox_options
 from binlog_tailer.settings import OutboxSettings
 
 COLS = ("id", "aggregate_type", "aggregate_id", "event_type", "payload", "created_at", "tenant")
@@ -42,7 +44,7 @@ def insert(values, op="c", schema=SCHEMA):
 
 
 def test_insert_becomes_one_routed_keyed_event_with_headers():
-    (rec,) = OutboxMapper(OutboxSettings(header_columns=["tenant"])).map(insert(row()))
+    (rec,) = OutboxMapper(OutboxOptions(header_columns=("tenant",))).map(insert(row()))
     assert rec.topic == "outbox.event.order"
     assert rec.key == b"42"
     assert rec.value == b'{"total": "9.90"}'  # as stored
@@ -59,7 +61,7 @@ def test_insert_becomes_one_routed_keyed_event_with_headers():
 
 def test_binary_uuid_ids_mysql_json_payloads_and_envelope():
     eid = uuid.uuid4()
-    m = OutboxMapper(OutboxSettings(envelope=True, topic_template="{aggregate_type}.{event_type}"))
+    m = OutboxMapper(OutboxOptions(envelope=True, topic_template="{aggregate_type}.{event_type}"))
     (rec,) = m.map(insert(row(id=eid.bytes, payload={"total": 1}), schema=JSON_SCHEMA))
     assert rec.topic == "order.OrderPlaced"
     assert dict(rec.headers)["event_id"] == str(eid)
@@ -69,37 +71,37 @@ def test_binary_uuid_ids_mysql_json_payloads_and_envelope():
 
 
 def test_mysql_json_payloads_are_published_as_select_shows_them():
-    m = OutboxMapper(OutboxSettings())
+    m = OutboxMapper(OutboxOptions())
     payloads = [{"a": [1, "한"], "d": decimal.Decimal("1.10")}, "just text", 7, None]
     values = [m.map(insert(row(payload=p), schema=JSON_SCHEMA))[0].value for p in payloads]
     assert values == [b'{"a": [1, "\xed\x95\x9c"], "d": 1.10}', b'"just text"', b"7", None]
 
 
 def test_shard_key_overrides_the_key_and_null_payload_is_a_tombstone():
-    m = OutboxMapper(OutboxSettings(shard_key_column="tenant"))
+    m = OutboxMapper(OutboxOptions(shard_key_column="tenant"))
     (rec,) = m.map(insert(row(payload=None)))
     assert rec.key == b"acme" and rec.value is None
 
 
 def test_deletes_are_ignored_and_updates_follow_the_setting(caplog):
-    assert OutboxMapper(OutboxSettings()).map(insert(row(), op="d")) == []
-    m = OutboxMapper(OutboxSettings())
+    assert OutboxMapper(OutboxOptions()).map(insert(row(), op="d")) == []
+    m = OutboxMapper(OutboxOptions())
     assert m.map(insert(row(), op="u")) == [] and m.updates_seen == 1
     assert "UPDATE of an outbox row" in caplog.text
-    assert OutboxMapper(OutboxSettings(on_update="ignore")).map(insert(row(), op="u")) == []
+    assert OutboxMapper(OutboxOptions(on_update="ignore")).map(insert(row(), op="u")) == []
     with pytest.raises(MappingError, match="must only be inserted"):
-        OutboxMapper(OutboxSettings(on_update="error")).map(insert(row(), op="u"))
+        OutboxMapper(OutboxOptions(on_update="error")).map(insert(row(), op="u"))
 
 
 @pytest.mark.parametrize(
     ("values", "options", "reason"),
     [
-        (row(payload="{oops"), OutboxSettings(), "invalid_json"),
-        (row(aggregate_id=None), OutboxSettings(), "missing_value"),
-        (row(aggregate_type="a b"), OutboxSettings(), "invalid_topic"),
+        (row(payload="{oops"), OutboxOptions(), "invalid_json"),
+        (row(aggregate_id=None), OutboxOptions(), "missing_value"),
+        (row(aggregate_type="a b"), OutboxOptions(), "invalid_topic"),
         (
             row(),
-            OutboxSettings(allowed_topics=["outbox.event.user"]),
+            OutboxOptions(allowed_topics=("outbox.event.user",)),
             "topic_not_allowed",
         ),
     ],
@@ -113,14 +115,14 @@ def test_bad_rows_carry_reason_original_bytes_and_event_id(values, options, reas
 
 
 def test_raw_payload_format_skips_json_check():
-    (rec,) = OutboxMapper(OutboxSettings(payload_format="raw")).map(insert(row(payload="{oops")))
+    (rec,) = OutboxMapper(OutboxOptions(payload_format="raw")).map(insert(row(payload="{oops")))
     assert rec.value == b"{oops"
 
 
 def test_a_table_without_the_configured_columns_is_a_shape_error():
     schema = TableSchema("shop", "outbox", (Column("id", FIELD_TYPE.VARCHAR),), ("id",))
     with pytest.raises(MappingError, match="has no column") as info:
-        OutboxMapper(OutboxSettings()).map(insert({"id": "x"}, schema=schema))
+        OutboxMapper(OutboxOptions()).map(insert({"id": "x"}, schema=schema))
     assert not isinstance(info.value, BadRecord)
 
 
@@ -132,3 +134,19 @@ def test_dead_letter_record_truncates_and_names_everything():
     assert h["dlq.truncated"] == "true" and h["dlq.original_size"] == "10"
     assert h["dlq.position"] == "bin.000002:777" and h["event_id"] == "e-1"
     assert h["dlq.db"] == "shop" and h["dlq.table"] == "outbox" and h["dlq.reason"] == "rejected"
+
+
+def test_outbox_settings_become_the_mapper_options():
+    settings = OutboxSettings(
+        tables=["shop.outbox"], id_column="i", aggregate_type_column="at",
+        aggregate_id_column="ai", event_type_column="et", payload_column="p",
+        timestamp_column=None, shard_key_column="sk", header_columns=["h1", "h2"],
+        topic_template="{db}.{aggregate_type}", allowed_topics=["shop.order"],
+        payload_format="raw", envelope=True, on_update="error",
+    )  # fmt: skip
+    options = outbox_options(settings)
+    for f in dataclasses.fields(OutboxOptions):
+        value = getattr(settings, f.name)
+        assert getattr(options, f.name) == (tuple(value) if isinstance(value, list) else value)
+        assert getattr(options, f.name) != f.default, f"{f.name}: set a non-default above"
+    assert outbox_options(OutboxSettings()) == OutboxOptions()  # the same defaults
