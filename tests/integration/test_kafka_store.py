@@ -277,9 +277,14 @@ def test_a_position_committed_in_a_kafka_transaction_is_read_an_aborted_one_neve
         producer.produce(record.topic, key=record.key, value=record.value)
         producer.flush(30)
 
+    def loads(position: BinlogPosition) -> bool:
+        return KafkaCheckpointStore(kafka, offsets_topic, "eos").load() == position
+
+    # A commit returns before its markers reach the partition: the last stable offset passes
+    # the record a moment later (a restarted instance's init_transactions waits for that).
     in_transaction(P2)
     producer.commit_transaction(30)
-    assert KafkaCheckpointStore(kafka, offsets_topic, "eos").load() == P2
+    wait_until(lambda: loads(P2), 30, "the committed position to be read")
     in_transaction(P3)
     producer.abort_transaction(30)
     assert KafkaCheckpointStore(kafka, offsets_topic, "eos").load() == P2
@@ -289,4 +294,4 @@ def test_a_position_committed_in_a_kafka_transaction_is_read_an_aborted_one_neve
     assert KafkaCheckpointStore(kafka, offsets_topic, "eos", timeout=5).load() == P2
     assert time.monotonic() - t0 < 5
     producer.commit_transaction(30)
-    assert KafkaCheckpointStore(kafka, offsets_topic, "eos").load() == P3
+    wait_until(lambda: loads(P3), 30, "the committed position to be read")
