@@ -68,7 +68,7 @@ CRC32 = 1  # binlog_checksum algorithm, last byte before a FORMAT_DESCRIPTION ev
 WRITE_V1, UPDATE_V1, DELETE_V1, WRITE_V2, UPDATE_V2, DELETE_V2 = 23, 24, 25, 30, 31, 32
 MYSQL_GTID, MYSQL_ANONYMOUS_GTID, MYSQL_PREVIOUS_GTIDS = 33, 34, 35
 MYSQL_TRANSACTION_PAYLOAD, MYSQL_GTID_TAGGED = 40, 42
-MARIADB_GTID, MARIADB_GTID_LIST = 162, 163
+MARIADB_BINLOG_CHECKPOINT, MARIADB_GTID, MARIADB_GTID_LIST = 161, 162, 163
 ROWS_OPS = {WRITE_V1: "c", UPDATE_V1: "u", DELETE_V1: "d", WRITE_V2: "c", UPDATE_V2: "u",
             DELETE_V2: "d"}  # fmt: skip
 XA_PREPARE = 38  # ends the first phase of an XA transaction: a boundary
@@ -342,6 +342,11 @@ class BinlogSource:
                     self._resume = BinlogPosition(self._file, self._at, self._gtid_state)
             elif etype in (HEARTBEAT, HEARTBEAT_V2):
                 yield None
+            elif etype == MARIADB_BINLOG_CHECKPOINT and not self._in_txn_started():
+                # written on its own after a rotation, possibly after the last transaction: a
+                # boundary too, so that an idle checkpoint reaches the end of the binlog
+                if _U32(data, 14)[0]:
+                    yield self._commit(_U32(data, 14)[0])
             elif etype in (MARIADB_GTID_LIST, MYSQL_PREVIOUS_GTIDS):
                 if self._gtid_state is None:
                     self._seed_gtid(data, etype, len(data) - tail)

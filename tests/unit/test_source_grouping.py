@@ -393,3 +393,12 @@ def test_while_waiting_for_the_server_the_idle_hook_runs():
     source.on_idle = lambda: idle.append(source.away)
     assert collect(source) == EXPECTED
     assert set(idle) == {0, 1}  # during each wait
+
+
+def test_a_binlog_checkpoint_event_after_the_last_transaction_is_a_boundary_too():
+    checkpoint = event(161, END3, END3 + 40, struct.pack("<I", 13) + FILE.encode())
+
+    class CheckpointedSource(ScriptedSource):
+        binlog = (*BINLOG, checkpoint)
+
+    assert collect(CheckpointedSource()) == [*EXPECTED, ("end", END3 + 40, "0-1-3")]
