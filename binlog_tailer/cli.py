@@ -160,11 +160,14 @@ def _server_ready(settings: Settings) -> bool:
 
 
 def _run(settings: Settings, start: str | None) -> int:
-    from binlog_tailer.service import build
+    from binlog_tailer.service import build, new_publisher
 
     if start is not None and start not in ("earliest", "latest"):
         parse_position(start)  # a bad --from is a usage error before anything connects
     store = _store(settings)
+    # Exactly-once: fence an older instance before reading the position, so that no commit
+    # of it can follow the read.
+    publisher = new_publisher(settings) if settings.delivery == "exactly_once" else None
     stored = store.load()
     if not _server_ready(settings):
         return EXIT_CHECK_FAILED
@@ -174,7 +177,7 @@ def _run(settings: Settings, start: str | None) -> int:
         # anything is read: a stop before the first checkpoint must not let the next run
         # resolve 'latest' again, past whatever was committed in between.
         store.save(position)
-    pipeline, source = build(settings, position, store)
+    pipeline, source = build(settings, position, store, publisher)
     signals = {"n": 0}
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -13,6 +13,7 @@ from typing import Protocol
 from binlog_tailer.acks import AckTracker
 from binlog_tailer.checkpoint import CheckpointStore
 from binlog_tailer.errors import BadRecord, PublishError, PublishInterrupted, RecordRejected
+from binlog_tailer.exactly_once import KafkaTransactions
 from binlog_tailer.mapping import Mapper
 from binlog_tailer.mapping.dead_letter import DeadLetters
 from binlog_tailer.model import Record, RowChange, TxnEnd
@@ -44,6 +45,7 @@ class Pipeline:
         checkpoint_interval: float = 1.0,
         drain_timeout: float = 60.0,
         dead_letters: DeadLetters | None = None,
+        transactions: KafkaTransactions | None = None,
     ) -> None:
         self.source = source
         self.mapper = mapper
@@ -53,6 +55,8 @@ class Pipeline:
         self.checkpoint_interval = checkpoint_interval
         self.drain_timeout = drain_timeout
         self.dead_letters = dead_letters  # None: a bad record stops the service
+        # Exactly-once: positions are committed in Kafka transactions, not by the store
+        self.transactions = transactions
         self.saved: BinlogPosition | None = None
         self._last_save = 0.0
         self.rows = 0
@@ -73,6 +77,9 @@ class Pipeline:
     def run(self) -> None:
         """Run until the source ends (stop requested) or an error; always checkpoints what is
         safe before returning or raising."""
+        if self.transactions is not None:
+            self._run_transactions(self.transactions)
+            return
         try:
             self._loop()
         except PublishInterrupted as exc:
@@ -81,6 +88,26 @@ class Pipeline:
             self._drain(report=False)
             raise
         self._drain(report=True)
+
+    def _run_transactions(self, txns: KafkaTransactions) -> None:
+        """Exactly-once: what an error interrupts is aborted, never partly visible; the last
+        committed position stays."""
+        txns.begin(self.records)
+        try:
+            self._loop()
+            txns.commit_now(self.records)  # the source ended at a MySQL commit
+        except PublishInterrupted:
+            txns.abort()
+            log.warning(
+                "the stop found Kafka's local queue full: the open Kafka transaction is"
+                " aborted, and the position stays at %s",
+                txns.committed,
+            )
+        except BaseException:
+            txns.abort()
+            raise
+        finally:
+            self.saved = txns.committed
 
     def _give_up(self) -> bool:
         """Whether a record waiting for room in Kafka's full queue gives up: once a stop is
@@ -106,12 +133,20 @@ class Pipeline:
     def _loop(self) -> None:
         since_poll, last_poll = 0, time.monotonic()
         issue, publish, boundary = self.tracker.issue, self._publish, self.tracker.boundary
+        txns = self.transactions
+        if txns is not None:
+
+            def boundary(position: BinlogPosition) -> None:
+                txns.boundary(position, self.records)
+
         for item in self.source:
             if item is not None:
                 if isinstance(item, RowChange):
                     self.rows += 1
                     for record in self._map(item):
                         publish(record, issue())
+                    if txns is not None:
+                        txns.row_done(item, self.records)
                 else:
                     boundary(item.position)
                     self._txn_records = self.records
@@ -186,6 +221,9 @@ class Pipeline:
         self.records += 1
 
     def _maybe_save(self, force: bool = False) -> None:
+        if self.transactions is not None:
+            self.transactions.tick(self.records)
+            return
         safe = self.tracker.safe
         if safe is None or safe == self.saved:
             return

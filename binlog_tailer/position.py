@@ -238,6 +238,26 @@ def parse_gtid(text: str) -> GtidState:
     return MysqlGtidSet.parse(text)
 
 
+@dataclass(frozen=True, order=True)
+class RowRef:
+    """One row of a rows event: the event's file and offset, and the row's index in it (in a
+    compressed MySQL transaction: the payload event's offset and the row's index in the
+    whole transaction, as `RowChange` reports them)."""
+
+    file: str
+    pos: int
+    row: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"file": self.file, "pos": self.pos, "row": self.row}
+
+    @classmethod
+    def from_dict(cls, d: object) -> RowRef:
+        if not isinstance(d, dict):
+            raise TypeError(f"'done' is an object with file, pos and row, not {d!r}")
+        return cls(str(d["file"]), int(d["pos"]), int(d["row"]))
+
+
 @dataclass(frozen=True)
 class BinlogPosition:
     """A transaction boundary in the binlog.
@@ -245,11 +265,16 @@ class BinlogPosition:
     ``file``/``pos`` point at the first event after the boundary; ``gtid`` is the GTID state
     including every transaction before it. Either part may be missing (a position given by
     the user as a GTID set has no file yet), never both.
+
+    ``done`` (exactly-once delivery, a MySQL transaction too large for one Kafka transaction):
+    the transaction after the boundary is published up to and including this row; resuming
+    skips its rows up to there.
     """
 
     file: str | None = None
     pos: int | None = None
     gtid: GtidState | None = field(default=None)
+    done: RowRef | None = None
 
     def __post_init__(self) -> None:
         if (self.file is None) != (self.pos is None):
@@ -260,18 +285,32 @@ class BinlogPosition:
             raise ConfigError(f"binlog offset {self.pos} is before the first event (4)")
 
     def to_dict(self) -> dict[str, object]:
-        return {"file": self.file, "pos": self.pos, "gtid": str(self.gtid) if self.gtid else None}
+        d: dict[str, object] = {
+            "file": self.file,
+            "pos": self.pos,
+            "gtid": str(self.gtid) if self.gtid else None,
+        }
+        if self.done is not None:
+            d["done"] = self.done.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> BinlogPosition:
         gtid = d.get("gtid")
         pos = d.get("pos")
         file = d.get("file")
+        done = d.get("done")
         return cls(
             file=str(file) if file is not None else None,
             pos=int(pos) if pos is not None else None,  # type: ignore[call-overload]
             gtid=parse_gtid(str(gtid)) if gtid else None,
+            done=RowRef.from_dict(done) if done is not None else None,
         )
+
+    @property
+    def boundary(self) -> BinlogPosition:
+        """The transaction boundary alone (without `done`)."""
+        return self if self.done is None else BinlogPosition(self.file, self.pos, self.gtid)
 
     def __str__(self) -> str:
         parts = []
@@ -279,6 +318,9 @@ class BinlogPosition:
             parts.append(f"{self.file}:{self.pos}")
         if self.gtid is not None:
             parts.append(f"gtid={self.gtid}")
+        if self.done is not None:
+            d = self.done
+            parts.append(f"(the next transaction done up to row {d.row} at {d.file}:{d.pos})")
         return " ".join(parts)
 
 

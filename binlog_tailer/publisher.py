@@ -12,6 +12,7 @@ always fits, and a record that does not fit is alone in its batch, the only one 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -97,12 +98,39 @@ def redact(text: str, config: dict[str, Any]) -> str:
 
 
 class KafkaPublisher:
-    def __init__(self, settings: KafkaSettings, on_ack: Callable[[int], None]) -> None:
+    """Produces records. With a `transactional_id` (exactly-once delivery) its producer is
+    transactional: `init_transactions` first, then records go between `begin` and `commit`
+    (or `abort`); no record is dead-lettered after a broker refused it, since its whole
+    transaction is then aborted: records that cannot fit a topic are refused before they are
+    sent instead (RecordRejected)."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        on_ack: Callable[[int], None],
+        transactional_id: str | None = None,
+        transaction_timeout_ms: int = 60_000,
+        name: str = "binlog-tailer",
+    ) -> None:
         self.settings = settings
         self._on_ack = on_ack
         self._failure: PublishError | None = None
         self._rejected: list[RecordRejected] = []
+        self.transactional = transactional_id is not None
+        self._name = name  # the connector's, for messages
         self._config = producer_config(settings) | {"error_cb": self._on_error}
+        if transactional_id is not None:
+            self._config |= {
+                "transactional.id": transactional_id,
+                "transaction.timeout.ms": transaction_timeout_ms,
+                # librdkafka: a record may not outlive its transaction
+                "delivery.timeout.ms": min(
+                    int(self._config["delivery.timeout.ms"]), transaction_timeout_ms
+                ),
+            }
+        # Transactional: commits the open transaction before the producer is replaced (a new
+        # producer of the same transactional.id fences the old one, aborting what it holds).
+        self.before_new_producer: Callable[[], None] = lambda: None
         # librdkafka's bound of a batch of several records (uncompressed, framing included)
         self._batch_bytes = _batch_bound(self._config)
         self._limits: dict[str, int | None] = {}  # topic -> max.message.bytes (None: unknown)
@@ -130,6 +158,8 @@ class KafkaPublisher:
         that wait with PublishInterrupted, the record not sent."""
         if record.topic not in self._limits:
             self._learn_limit(record.topic)
+        if self.transactional and _record_bytes(record) > self._fits(record.topic):
+            raise RecordRejected(self._too_large(record), record, seq)
         if record.key is None and record.topic in self._compacted:
             # A broker refuses it for its whole batch (INVALID_RECORD): refuse it alone, here.
             raise RecordRejected(
@@ -144,7 +174,11 @@ class KafkaPublisher:
         def delivered(err: KafkaError | None, msg: Any) -> None:
             if err is None:
                 self._on_ack(seq)
-            elif err.code() in _BATCH_ERRORS and _record_bytes(record) > batch_bytes:
+            elif (
+                err.code() in _BATCH_ERRORS
+                and _record_bytes(record) > batch_bytes
+                and not self.transactional  # its transaction is lost: no dead letter
+            ):
                 # Larger than a batch of several records may be, it went in a batch of its own:
                 # the refusal of its batch is about this record alone.
                 self._rejected.append(RecordRejected(self._rejection(record, err), record, seq))
@@ -172,9 +206,93 @@ class KafkaPublisher:
                 if isinstance(err, KafkaError) and err.code() in _RECORD_ERRORS:
                     # refused before batching (over the producer's message.max.bytes)
                     raise RecordRejected(self._rejection(record, err), record, seq) from exc
+                if isinstance(err, KafkaError) and err.code() in _FENCED:
+                    raise PublishError(self._fenced(err)) from exc
                 raise PublishError(
                     f"cannot produce to topic {record.topic!r}: {_describe(exc)}"
                 ) from exc
+
+    def _fits(self, topic: str) -> int:
+        """The most bytes (uncompressed, framing aside) of a record sure to fit `topic`."""
+        limit = self._limits.get(topic)
+        producer_max = int(self._config.get("message.max.bytes", _DEFAULT_MESSAGE_MAX_BYTES))
+        return min(producer_max, limit if limit is not None else producer_max) - BATCH_MARGIN
+
+    def _too_large(self, record: Record) -> str:
+        return (
+            f"a {_record_bytes(record)}-byte record does not fit topic {record.topic!r} (at most"
+            f" {self._fits(record.topic)} bytes before compression in a Kafka transaction: a"
+            " broker refusing it would abort the transaction around it)"
+        )
+
+    # -- transactions (exactly-once delivery)
+
+    def init_transactions(self, timeout: float) -> None:
+        """Register the transactional.id with Kafka: an older producer of the same id (an
+        earlier instance of this connector) is fenced, and its open transaction aborted or
+        completed before this returns."""
+        try:
+            self._producer.init_transactions(timeout)
+        except KafkaException as exc:
+            raise PublishError(self._transaction_failure("start transactions", exc)) from exc
+
+    def begin(self) -> None:
+        try:
+            self._producer.begin_transaction()
+        except KafkaException as exc:
+            raise PublishError(self._transaction_failure("begin a transaction", exc)) from exc
+
+    def commit(self, offset: Record, timeout: float) -> None:
+        """Add `offset` (the position record) to the open transaction and commit it. A commit
+        Kafka cannot make within `timeout` (retried meanwhile) or one it refuses aborts the
+        transaction: PublishError, nothing of it visible to read_committed consumers."""
+        deadline = time.monotonic() + timeout
+        try:
+            self._producer.produce(
+                offset.topic, value=offset.value, key=offset.key, timestamp=offset.timestamp_ms or 0
+            )
+            while True:
+                self.raise_failure()
+                try:
+                    self._producer.commit_transaction(max(0.1, deadline - time.monotonic()))
+                    return
+                except KafkaException as exc:
+                    err = exc.args[0] if exc.args else None
+                    retriable = isinstance(err, KafkaError) and err.retriable()
+                    if not retriable or time.monotonic() >= deadline:
+                        raise
+                    log.warning("Kafka: committing the transaction again (%s)", _describe(exc))
+        except (KafkaException, PublishError, BufferError) as exc:
+            reason = (
+                self._transaction_failure("commit the transaction", exc)
+                if isinstance(exc, KafkaException)
+                else str(exc)
+            )
+            if not (isinstance(exc, KafkaException) and _is_fenced(exc)):
+                self.abort(min(timeout, 30.0))
+                reason += "; the transaction was aborted: none of its records is visible to"
+                reason += " read_committed consumers, and the position stays before them"
+            raise PublishError(reason) from exc
+
+    def abort(self, timeout: float) -> None:
+        """Abort the open transaction (best effort: a fenced or failed producer cannot)."""
+        try:
+            self._producer.abort_transaction(timeout)
+        except KafkaException as exc:
+            log.debug("Kafka: aborting the transaction failed: %s", _describe(exc))
+
+    def _transaction_failure(self, what: str, exc: KafkaException) -> str:
+        err = exc.args[0] if exc.args else None
+        if isinstance(err, KafkaError) and err.code() in _FENCED:
+            return self._fenced(err)
+        return f"Kafka: cannot {what}: {redact(_describe(exc), self.settings.producer)}"
+
+    def _fenced(self, err: KafkaError) -> str:
+        return (
+            f"fenced by a newer instance of {self._name}: another binlog-tailer with this name"
+            f" (transactional.id {self._config.get('transactional.id')}) took over, and this"
+            f" one stops; its open transaction is aborted ({err.str()})"
+        )
 
     def _learn_limit(self, topic: str) -> None:
         """Learn the topic's max.message.bytes (keep batches a margin under it) and whether it
@@ -197,11 +315,18 @@ class KafkaPublisher:
         )
         # batch.size is fixed in a producer: wait until the current one has delivered (or
         # failed) everything, so that no record overtakes an earlier one, then replace it.
+        if self.transactional:
+            self.before_new_producer()  # commits: records so far are delivered
         while self._producer.flush(1.0):
             self.raise_failure()
         self.raise_failure()
+        old = self._producer
         self._producer = Producer(self._config | {"batch.size": batch_bytes})
         self._batch_bytes = batch_bytes
+        if self.transactional:
+            old.abort_transaction(5.0)  # the empty one begun after the commit (local)
+            self.init_transactions(self.settings.delivery_timeout_ms / 1000)
+            self.begin()
 
     def _topic_config(self, topic: str) -> tuple[int | None, bool]:
         """The topic's max.message.bytes and whether it is compacted; a topic yet to be created
@@ -290,7 +415,9 @@ class KafkaPublisher:
     def _on_error(self, err: KafkaError) -> None:
         if err.fatal():
             if self._failure is None:
-                self._failure = PublishError(f"fatal Kafka producer error: {err.str()}")
+                fenced = err.code() in _FENCED
+                text = self._fenced(err) if fenced else f"fatal Kafka producer error: {err.str()}"
+                self._failure = PublishError(text)
         else:
             log.warning("Kafka: %s", err.str())
 
@@ -303,6 +430,16 @@ _RECORD_ERRORS = frozenset(
 # (INVALID_RECORD too, but a record's size cannot tell that it was alone).
 _BATCH_ERRORS = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_MSG_SIZE})
 _UNKNOWN_TOPIC = KafkaError.UNKNOWN_TOPIC_OR_PART
+# A newer producer of the same transactional.id took over
+_FENCED = frozenset(
+    {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+)
+
+
+def _is_fenced(exc: KafkaException) -> bool:
+    err = exc.args[0] if exc.args else None
+    return isinstance(err, KafkaError) and err.code() in _FENCED
+
 
 # Kept free under a topic's max.message.bytes: the record batch header (61 bytes) and a
 # record's own framing (at most 36 bytes of varints, and up to 10 a header) around the bytes

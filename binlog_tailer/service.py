@@ -5,6 +5,8 @@ from __future__ import annotations
 from binlog_tailer.acks import AckTracker
 from binlog_tailer.checkpoint import CheckpointStore
 from binlog_tailer.checkpoint.file import FileCheckpointStore
+from binlog_tailer.checkpoint.kafka import KafkaCheckpointStore
+from binlog_tailer.exactly_once import KafkaTransactions
 from binlog_tailer.filtering import TableFilter
 from binlog_tailer.mapping.dead_letter import DeadLetters
 from binlog_tailer.mapping.envelope import EnvelopeMapper, EnvelopeOptions
@@ -20,8 +22,6 @@ from binlog_tailer.source import BinlogSource
 def checkpoint_store(settings: Settings) -> CheckpointStore:
     cp = settings.checkpoint
     if cp.store == "kafka":
-        from binlog_tailer.checkpoint.kafka import KafkaCheckpointStore
-
         return KafkaCheckpointStore(
             settings.kafka, cp.topic, settings.connector_name, cp.timeout_seconds
         )
@@ -46,12 +46,34 @@ def outbox_options(o: OutboxSettings) -> OutboxOptions:
     )
 
 
-def build(
-    settings: Settings, position: BinlogPosition, store: CheckpointStore
-) -> tuple[Pipeline, BinlogSource]:
+def new_publisher(settings: Settings) -> tuple[KafkaPublisher, AckTracker[BinlogPosition]]:
+    """The publisher and the tracker of its acknowledgements. Exactly-once: its producer is
+    transactional and registered, so an older instance of this connector is fenced (and its
+    open transaction finished) before the position is read."""
     tracker: AckTracker[BinlogPosition] = AckTracker()
-    publisher = KafkaPublisher(settings.kafka, on_ack=tracker.ack)
+    eos = settings.delivery == "exactly_once"
+    publisher = KafkaPublisher(
+        settings.kafka,
+        on_ack=tracker.ack,
+        transactional_id=settings.transactional_id if eos else None,
+        transaction_timeout_ms=settings.exactly_once.transaction_timeout_ms,
+        name=settings.connector_name,
+    )
     publisher.check_reachable()
+    if eos:
+        publisher.init_transactions(settings.checkpoint.timeout_seconds)
+    return publisher, tracker
+
+
+def build(
+    settings: Settings,
+    position: BinlogPosition,
+    store: CheckpointStore,
+    made: tuple[KafkaPublisher, AckTracker[BinlogPosition]] | None = None,
+) -> tuple[Pipeline, BinlogSource]:
+    """The pipeline and its source, starting at `position`; `made`: from `new_publisher`
+    (called here when not given)."""
+    publisher, tracker = made or new_publisher(settings)
     include, exclude = settings.captured_tables()
     source = BinlogSource(settings.mysql, position, TableFilter(include, exclude))
     cap = settings.capture
@@ -60,6 +82,21 @@ def build(
     mapper = RoutingMapper(TableFilter(settings.outbox.tables), outbox, data)
     dl = settings.dead_letter
     dead_letters = DeadLetters(dl.topic, dl.max_value_bytes) if dl.mode == "dead_letter" else None
+    transactions = None
+    if publisher.transactional:
+        assert isinstance(store, KafkaCheckpointStore), "exactly-once needs the Kafka store"
+        store.prepare()
+        eo = settings.exactly_once
+        transactions = KafkaTransactions(
+            publisher,
+            store.topic,
+            store.name,
+            position,
+            interval=eo.transaction_interval_ms / 1000,
+            max_records=eo.transaction_max_records,
+            split_records=eo.split_records,
+            commit_timeout=settings.kafka.delivery_timeout_ms / 1000,
+        )
     pipeline = Pipeline(
         source,
         mapper,
@@ -70,6 +107,9 @@ def build(
         # a clean stop waits as long as Kafka may take to acknowledge (or fail) a record
         drain_timeout=settings.kafka.delivery_timeout_ms / 1000 + 5,
         dead_letters=dead_letters,
+        transactions=transactions,
     )
+    if transactions is not None:
+        publisher.before_new_producer = lambda: transactions.commit_now(pipeline.records)
     source.on_idle = pipeline.idle
     return pipeline, source

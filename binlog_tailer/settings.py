@@ -11,7 +11,15 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -64,6 +72,9 @@ _PRODUCER_GUARANTEES = {
 }
 
 
+_PRODUCER_RESERVED = frozenset({"transactional.id", "transaction.timeout.ms"})
+
+
 class KafkaSettings(_Section):
     bootstrap_servers: str = "127.0.0.1:9092"
     delivery_timeout_ms: int = Field(
@@ -82,6 +93,11 @@ class KafkaSettings(_Section):
         cls, v: dict[str, str | int | float | bool]
     ) -> dict[str, str | int | float | bool]:
         """Settings that would silently give up per-key order or acknowledged delivery."""
+        for key in _PRODUCER_RESERVED.intersection(v):
+            raise ValueError(
+                f"{key} is set by binlog-tailer (delivery = exactly_once; see the exactly_once"
+                " settings): leave it out"
+            )
         for key, safe in _PRODUCER_GUARANTEES.items():
             if key in v and str(v[key]).lower() not in safe:
                 raise ValueError(
@@ -186,6 +202,25 @@ class CheckpointSettings(_Section):
     _topic = field_validator("topic")(_kafka_name)
 
 
+class ExactlyOnceSettings(_Section):
+    """Kafka transactions of `delivery = "exactly_once"`."""
+
+    transaction_interval_ms: int = Field(
+        100, ge=1, le=60_000, description="a Kafka transaction is committed this often"
+    )
+    transaction_max_records: int = Field(
+        5000, ge=1, description="... or at the first MySQL commit after this many records"
+    )
+    split_records: int = Field(
+        50_000,
+        ge=1,
+        description="a MySQL transaction with more records is split over Kafka transactions",
+    )
+    transaction_timeout_ms: int = Field(
+        60_000, ge=1000, description="Kafka aborts a transaction left open this long"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -197,6 +232,12 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     dead_letter: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
+    delivery: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once",
+        description="exactly_once: records and position commit in one Kafka transaction"
+        " (needs checkpoint.store = kafka)",
+    )
+    exactly_once: ExactlyOnceSettings = Field(default_factory=ExactlyOnceSettings)
     name: str | None = Field(
         None,
         description="the connector's name, unique and stable: its key in the offsets topic"
@@ -206,6 +247,22 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     _name = field_validator("name")(_kafka_name)
+
+    @model_validator(mode="after")
+    def _exactly_once_needs_the_kafka_store(self) -> Settings:
+        if self.delivery == "exactly_once" and self.checkpoint.store != "kafka":
+            raise ValueError(
+                "delivery = exactly_once needs checkpoint.store = kafka (the position is"
+                " committed in the Kafka transaction that carries the records)"
+                f" [env {ENV_PREFIX}CHECKPOINT__STORE=kafka]"
+            )
+        return self
+
+    @property
+    def transactional_id(self) -> str:
+        """The Kafka transactional.id of exactly-once delivery: one per connector name, so
+        that a newer instance fences an older one."""
+        return f"binlog-tailer.{self.connector_name}"
 
     @property
     def connector_name(self) -> str:
@@ -283,7 +340,8 @@ def _describe(exc: ValidationError, config_file: str | Path | None) -> str:
         if err["type"] != "missing" and not secret and isinstance(err["input"], str | int | float):
             given = f" (got {err['input']!r})"
         where = f"  [env {env}]" if env and not unknown else ""
-        lines.append(f"  {loc}: {err['msg']}{given}{where}")
+        msg = err["msg"] if loc else err["msg"].removeprefix("Value error, ")  # a model's rule
+        lines.append(f"  {loc}: {msg}{given}{where}" if loc else f"  {msg}")
     if config_file is not None:
         lines.append(f"  (sources: environment, config file {config_file})")
     return "\n".join(lines)

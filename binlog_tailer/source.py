@@ -43,7 +43,13 @@ from binlog_tailer.binlog.rows import TableMap, decode_rows, parse_table_map
 from binlog_tailer.binlog.statements import Kind, Statement, classify
 from binlog_tailer.errors import PositionNotFound, SourceError, SourceUnavailable
 from binlog_tailer.model import SCHEMA_CACHE_LIMIT, RowChange, TxnEnd
-from binlog_tailer.position import BinlogPosition, GtidState, MariadbGtidPos, MysqlGtidSet
+from binlog_tailer.position import (
+    BinlogPosition,
+    GtidState,
+    MariadbGtidPos,
+    MysqlGtidSet,
+    RowRef,
+)
 from binlog_tailer.server import (
     CANNOT_CONNECT,
     collation_charsets,
@@ -102,7 +108,10 @@ class BinlogSource:
         table_filter: Callable[[str, str], bool],
     ) -> None:
         self.settings = settings
-        self._resume = start  # last transaction boundary passed
+        self._resume = start.boundary  # last transaction boundary passed
+        # The rows of the transaction after `start` published already (a split transaction,
+        # exactly-once delivery): rows up to this one are skipped.
+        self._done: RowRef | None = start.done
         self._filter = table_filter
         self._stopping = False
         # Called while waiting for the server to come back (the pipeline serves Kafka's
@@ -545,12 +554,18 @@ class BinlogSource:
         schema, gtid = tm.schema, self._txn_gtid
         held = self._held
         base = self._txn_rows - first  # row i of this event is row base + i of the transaction
-        self._txn_rows += len(images)  # the loop runs to its end before anything else is read
+        n = len(images)
+        self._txn_rows += n  # the loop runs to its end before anything else is read
+        skip = min(self._skip, n)  # published before a reconnect
+        if skip:
+            self._skip -= skip
+            if held is not None:
+                self._held_from = base + first + skip
+        if self._done is not None:  # published by an earlier run (neither held nor counted)
+            skip = max(skip, self._done_rows(file, start, first, n))
         for i, image in enumerate(images, first):
-            if self._skip:  # published before a reconnect
-                self._skip -= 1
-                if held is not None:
-                    self._held_from = base + i + 1
+            if skip:
+                skip -= 1
                 continue
             if op == "u":
                 before, after = image
@@ -568,6 +583,17 @@ class BinlogSource:
             if self._held_bytes > self.hold_limit_bytes:
                 yield from self._hold_overflow()
         return len(images)
+
+    def _done_rows(self, file: str, start: int, first: int, n: int) -> int:
+        """How many of the `n` rows of the rows event at file:start, whose first row is row
+        `first` there, an earlier run published (the start's `done`)."""
+        done = self._done
+        assert done is not None
+        if file != done.file or start > done.pos:
+            return 0
+        if start < done.pos:
+            return n
+        return max(0, min(n, done.row + 1 - first))
 
     def _partial_update(self, data: bytes, where: str) -> None:
         """Partial JSON updates carry diffs, not the row: refused for captured tables only."""
@@ -670,6 +696,8 @@ class BinlogSource:
             self._gtid_state = _advance(self._gtid_state, gtid)
         assert self._file is not None, "a commit before any rotate event"
         self._resume = BinlogPosition(self._file, end_pos, self._gtid_state)
+        if self._done is not None and (self._file, end_pos) > (self._done.file, self._done.pos):
+            self._done = None  # the split transaction ended (not a checkpoint event before it)
         if self._held:
             self._released = [change for _, change in self._held]
         self._reset_txn()

@@ -12,7 +12,10 @@ from typing import Any, Protocol
 from binlog_tailer.errors import CheckpointError
 from binlog_tailer.position import BinlogPosition
 
-FORMAT = 1  # of the checkpoint document; a newer one is refused, never misread
+# Of the checkpoint document; a newer one is refused, never misread. Format 2 adds the
+# position's "done" (a split transaction): a document without it is written as format 1, so
+# that an older binlog-tailer still reads every position it could.
+FORMAT = 2
 
 
 class CheckpointStore(Protocol):
@@ -38,7 +41,7 @@ def checkpoint_document(position: BinlogPosition, saved_at: float | None = None)
     return {
         "position": position.to_dict(),
         "saved_at": time.time() if saved_at is None else saved_at,
-        "format": FORMAT,
+        "format": FORMAT if position.done is not None else 1,
     }
 
 

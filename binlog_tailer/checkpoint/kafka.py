@@ -108,6 +108,10 @@ class KafkaCheckpointStore:
             f" {state.min_insync_replicas}"
         )
 
+    def prepare(self) -> None:
+        """Make sure the topic exists, fit for offsets (created when missing)."""
+        self._ensure_topic(self._deadline(), create=True)
+
     def load(self) -> BinlogPosition | None:
         deadline = self._deadline()
         if not self._ensure_topic(deadline, create=False):
