@@ -5,10 +5,10 @@
   position with its segment), replication factor min(3, brokers), min.insync.replicas one
   less than that (at least 1). An existing topic of another policy or with more partitions is
   refused.
-- `load` reads the partition from its start to the end measured first, with
+- `load` reads the partition from its start to its high watermark measured first, with
   isolation.level=read_committed, assigned, not in a consumer group; the last record of our
-  name wins. A record of an aborted transaction never counts, and the end is the last stable
-  offset: a transaction still open (another connector's) is not waited for.
+  name wins. A record of an aborted transaction never counts; a transaction still open there
+  (another connector's) is waited for, since records after it may be ours.
 - `save` produces with the idempotent, acks=all producer settings of the data and waits for
   the acknowledgement: a position is stored when `save` returns.
 - Every wait on Kafka ends within checkpoint.timeout_seconds, with one clear line.
@@ -22,8 +22,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+from confluent_kafka import (
+    Consumer,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, OffsetSpec, ResourceType
 
 from binlog_tailer.checkpoint.records import (
     UnreadableOffsetRecord,
@@ -238,9 +245,10 @@ class KafkaCheckpointStore:
         )
         try:
             partition = TopicPartition(self.topic, 0)
-            low, high = consumer.get_watermark_offsets(
+            low, _ = consumer.get_watermark_offsets(
                 partition, timeout=_left(deadline), cached=False
             )
+            high = self._end_offset(deadline)
             if high > low:
                 consumer.assign([TopicPartition(self.topic, 0, low)])
                 yield from self._records(consumer, high, deadline)
@@ -248,6 +256,20 @@ class KafkaCheckpointStore:
             raise CheckpointError(self._unreachable(exc)) from exc
         finally:
             consumer.close()
+
+    def _end_offset(self, deadline: float) -> int:
+        """The partition's end, past every record written (its high watermark). Not the last
+        stable offset that a read_committed consumer is told: a transaction still open there
+        (another connector's) would hide the records after it, ours among them, and the
+        position read would be an older one. Reading up to here waits for such a transaction
+        to end instead (it ends within its transaction timeout)."""
+        partition = TopicPartition(self.topic, 0)
+        futures = self._admin_client().list_offsets(
+            {partition: OffsetSpec.latest()},
+            isolation_level=IsolationLevel.READ_UNCOMMITTED,
+            request_timeout=_left(deadline),
+        )
+        return int(futures[partition].result(timeout=_left(deadline)).offset)
 
     def _records(
         self, consumer: Consumer, high: int, deadline: float

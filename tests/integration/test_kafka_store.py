@@ -4,6 +4,7 @@ import collections
 import contextlib
 import json
 import random
+import threading
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from confluent_kafka.admin import AdminClient
 
 from binlog_tailer.checkpoint.kafka import KafkaCheckpointStore
 from binlog_tailer.checkpoint.records import offset_record
+from binlog_tailer.errors import CheckpointError
 from binlog_tailer.position import BinlogPosition
 from binlog_tailer.settings import KafkaSettings
 from tests.integration.stack import (
@@ -289,9 +291,21 @@ def test_a_position_committed_in_a_kafka_transaction_is_read_an_aborted_one_neve
     producer.abort_transaction(30)
     assert KafkaCheckpointStore(kafka, offsets_topic, "eos").load() == P2
 
-    in_transaction(P3)  # left open: read up to the last stable offset, not waited for
-    t0 = time.monotonic()
-    assert KafkaCheckpointStore(kafka, offsets_topic, "eos", timeout=5).load() == P2
-    assert time.monotonic() - t0 < 5
+    # A transaction left open (another connector's) before our newest record hides it from
+    # read_committed consumers until it ends: reading waits for it, never returns the older.
+    record = offset_record(offsets_topic, "other", P1)
+    producer.begin_transaction()
+    producer.produce(record.topic, key=record.key, value=record.value)
+    producer.flush(30)
+    KafkaCheckpointStore(kafka, offsets_topic, "eos").save(P3)
+    with pytest.raises(CheckpointError, match="was not read up to offset"):
+        KafkaCheckpointStore(kafka, offsets_topic, "eos", timeout=2).load()
+    loaded: list[BinlogPosition | None] = []
+    reader = threading.Thread(
+        target=lambda: loaded.append(KafkaCheckpointStore(kafka, offsets_topic, "eos").load())
+    )
+    reader.start()
+    time.sleep(1)  # the reader is waiting on the open transaction (not a synchronisation)
     producer.commit_transaction(30)
-    wait_until(lambda: loads(P3), 30, "the committed position to be read")
+    reader.join(30)
+    assert loaded == [P3]
