@@ -7,9 +7,11 @@ the stream is a list, so a connection loss can be placed exactly inside a transa
 import struct
 from collections.abc import Sequence
 
+import pytest
+
 from binlog_tailer.binlog.protocol import ConnectionLost
 from binlog_tailer.model import RowChange, TxnEnd
-from binlog_tailer.position import BinlogPosition
+from binlog_tailer.position import BinlogPosition, RowRef
 from binlog_tailer.settings import MysqlSettings
 from binlog_tailer.source import BinlogSource
 
@@ -126,8 +128,9 @@ class ScriptedSource(BinlogSource):
     connection = ScriptedConnection
     starts: Sequence[int] = ()  # where each event starts, when its header does not say
 
-    def __init__(self, lose_at=()):
-        super().__init__(MysqlSettings(), BinlogPosition(FILE, 4), lambda db, t: t != "skipped")
+    def __init__(self, lose_at=(), start=None):
+        start = start or BinlogPosition(FILE, 4)
+        super().__init__(MysqlSettings(), start, lambda db, t: t != "skipped")
         self.is_mariadb = True
         self.lose_at = list(lose_at)
         self.opened_at: list[int] = []
@@ -402,3 +405,41 @@ def test_a_binlog_checkpoint_event_after_the_last_transaction_is_a_boundary_too(
         binlog = (*BINLOG, checkpoint)
 
     assert collect(CheckpointedSource()) == [*EXPECTED, ("end", END3 + 40, "0-1-3")]
+
+
+# -- a start inside a split transaction (exactly-once): its rows up to `done` are skipped
+
+
+def _shown(items) -> list:
+    return [
+        i.after["id"] if isinstance(i, RowChange) else ("end", i.position.pos, str(i.position.gtid))
+        for i in items
+        if i is not None
+    ]
+
+
+def _starts_after_each_row(source_cls):
+    """(start naming row k done, what a full run yields after row k) for every row k."""
+    full = list(source_cls())
+    boundary = BinlogPosition(FILE, 4)
+    for k, item in enumerate(full):
+        if isinstance(item, TxnEnd):
+            boundary = item.position
+        elif isinstance(item, RowChange):
+            done = RowRef(item.file, item.pos, item.row)
+            yield BinlogPosition(boundary.file, boundary.pos, boundary.gtid, done), full[k + 1 :]
+
+
+@pytest.mark.parametrize(
+    "source_cls", [ScriptedSource, SavepointSource, CompressedSource, Mariadb11Source]
+)
+def test_a_start_inside_a_split_transaction_yields_exactly_the_rows_after_its_done(source_cls):
+    starts = list(_starts_after_each_row(source_cls))
+    assert len(starts) >= 5
+    for start, rest in starts:
+        assert _shown(source_cls(start=start)) == _shown(rest), start
+        # and with the connection lost after any event of the stream
+        for e in source_cls.binlog:
+            if end_of(e) > start.pos:
+                source = source_cls(start=start, lose_at=[end_of(e)])
+                assert _shown(source) == _shown(rest), (start, end_of(e))
