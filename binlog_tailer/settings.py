@@ -197,7 +197,11 @@ class CheckpointSettings(_Section):
     timeout_seconds: float = Field(
         30.0, gt=0, description="the Kafka store gives up reading or writing after this long"
     )
-    interval_seconds: float = Field(1.0, ge=0)
+    interval_seconds: float = Field(
+        0.1,
+        ge=0,
+        description="at most one save per interval: bounds the duplicates after a crash",
+    )
 
     _topic = field_validator("topic")(_kafka_name)
 
