@@ -219,10 +219,12 @@ class KafkaPublisher:
         return min(producer_max, limit if limit is not None else producer_max) - BATCH_MARGIN
 
     def _too_large(self, record: Record) -> str:
+        limit = self._limits.get(record.topic)
+        known = f" (max.message.bytes {limit})" if limit is not None else ""
         return (
-            f"a {_record_bytes(record)}-byte record does not fit topic {record.topic!r} (at most"
-            f" {self._fits(record.topic)} bytes before compression in a Kafka transaction: a"
-            " broker refusing it would abort the transaction around it)"
+            f"a {_record_bytes(record)}-byte record does not fit topic {record.topic!r}{known}:"
+            f" in a Kafka transaction a record has at most {self._fits(record.topic)} bytes"
+            " before compression (a broker refusing it would abort the transaction around it)"
         )
 
     # -- transactions (exactly-once delivery)
