@@ -217,4 +217,30 @@ def _kafka_check(settings: Settings) -> Finding:
         KafkaPublisher(settings.kafka, on_ack=lambda seq: None).check_reachable()
     except BinlogTailerError as exc:
         return Finding(False, str(exc), "start the broker or fix kafka.bootstrap_servers")
+    if settings.delivery == "exactly_once":
+        return _transactions_check(settings)
     return Finding(True, f"Kafka reachable at {settings.kafka.bootstrap_servers}")
+
+
+def _transactions_check(settings: Settings) -> Finding:
+    """Kafka transactions work, tried under a transactional.id of their own: the service's
+    own would fence a running instance."""
+    probe = f"{settings.transactional_id}.check"
+    try:
+        publisher = KafkaPublisher(
+            settings.kafka, on_ack=lambda seq: None, transactional_id=probe, name=probe
+        )
+        publisher.init_transactions(settings.checkpoint.timeout_seconds)
+    except BinlogTailerError as exc:
+        return Finding(
+            False,
+            f"Kafka transactions (delivery = exactly_once): {exc}",
+            "exactly-once needs a Kafka cluster with transactions (its transaction state log"
+            f" replicated as configured) and Write, Describe on transactional id"
+            f" {settings.transactional_id}",
+        )
+    return Finding(
+        True,
+        f"Kafka reachable at {settings.kafka.bootstrap_servers}, transactions available"
+        f" (transactional.id {settings.transactional_id})",
+    )

@@ -309,3 +309,22 @@ def test_a_position_committed_in_a_kafka_transaction_is_read_an_aborted_one_neve
     producer.commit_transaction(30)
     reader.join(30)
     assert loaded == [P3]
+
+
+def test_check_under_exactly_once_tries_transactions_without_fencing_the_running_service(
+    stack: Stack, database: str, tailer: Tailer, offsets_topic: str
+):
+    tailer.use_kafka_store(offsets_topic)
+    tailer.env["BINLOG_TAILER_DELIVERY"] = "exactly_once"
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+    tailer.start()
+    _insert(stack, database, [1, 2])
+    check = tailer.cli("check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert f"transactions available (transactional.id binlog-tailer.{tailer.name})" in check.stdout
+    _insert(stack, database, [3])
+    file, pos, _ = master_position(stack)
+    tailer.wait_checkpoint_at_least(file, pos)  # still committing: not fenced
+    assert tailer.stop() == 0, tailer.log()
+    assert "fenced" not in tailer.log()
