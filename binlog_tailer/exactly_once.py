@@ -11,6 +11,8 @@ published twice, nothing skipped.
 - A MySQL transaction with more than `split_records` records is split: the offset then names
   the boundary before it plus the last row published (`BinlogPosition.done`), and a restart
   skips the rows up to that one.
+- A Kafka transaction left open inside a MySQL transaction for `max_open` seconds (the
+  server went away mid-transaction, Kafka slow) is split too, before Kafka aborts it.
 - The publisher commits what is open (`commit_now`) before it replaces its producer.
 """
 
@@ -46,6 +48,7 @@ class KafkaTransactions:
         max_records: int,
         split_records: int,
         commit_timeout: float,
+        max_open: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.publisher = publisher
@@ -55,6 +58,7 @@ class KafkaTransactions:
         self.max_records = max_records
         self.split_records = max(split_records, max_records)
         self.commit_timeout = commit_timeout
+        self.max_open = max_open  # seconds a transaction may stay open inside a MySQL one
         self._clock = clock
         self.committed = start  # what the last commit (or the start) names
         self._boundary = start.boundary  # the last MySQL commit passed
@@ -104,13 +108,24 @@ class KafkaTransactions:
 
     def tick(self, records: int) -> None:
         """Between items and while idle: commit a due transaction, when between MySQL
-        transactions (no record of an unfinished one produced)."""
-        if (
-            self._done is None
-            and records == self._records_at_boundary
-            and self._clock() - self._opened_at >= self.interval
-            and (records > self._records_at_open or self.position != self.committed)
-        ):
+        transactions (no record of an unfinished one produced). Inside one, only when the
+        Kafka transaction has been open for half its timeout (the server went away in the
+        middle of a MySQL transaction, or Kafka is slow): split there rather than let Kafka
+        abort it."""
+        age = self._clock() - self._opened_at
+        if age < self.interval:
+            return
+        between = self._done is None and records == self._records_at_boundary
+        if between and (records > self._records_at_open or self.position != self.committed):
+            self._commit(records)
+        elif not between and age >= self.max_open:
+            self.splits += 1
+            log.warning(
+                "the Kafka transaction has been open %.0fs inside the MySQL transaction after"
+                " %s: committed up to its last row published (the rest follows)",
+                age,
+                self._boundary,
+            )
             self._commit(records)
 
     def commit_now(self, records: int) -> None:

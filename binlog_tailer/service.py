@@ -96,6 +96,7 @@ def build(
             max_records=eo.transaction_max_records,
             split_records=eo.split_records,
             commit_timeout=settings.kafka.delivery_timeout_ms / 1000,
+            max_open=eo.transaction_timeout_ms / 2000,
         )
     pipeline = Pipeline(
         source,

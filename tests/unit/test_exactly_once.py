@@ -214,3 +214,24 @@ def test_an_error_aborts_the_open_transaction_and_keeps_the_last_commit():
         {"file": "b.000001", "pos": 300, "gtid": None},
     ]
     assert log.aborted == [[]] and p.saved == BinlogPosition("b.000001", 300)
+
+
+def test_a_transaction_open_for_half_its_timeout_inside_a_mysql_one_is_split():
+    log, clock = TransactionLog(), Clock()
+    t = transactions(log, clock, max_open=30.0)
+    t.begin(0)
+    log.open.append("r1")
+    t.row_done(row(1), 1)  # then the server goes away; idle ticks follow
+    clock.now = 29.0
+    t.tick(1)
+    assert log.committed == []
+    clock.now = 30.0
+    t.tick(1)
+    assert log.positions() == [
+        {
+            "file": "b.000001",
+            "pos": 4,
+            "gtid": None,
+            "done": {"file": "b.000001", "pos": 101, "row": 0},
+        }
+    ]
