@@ -250,9 +250,20 @@ class KafkaPublisher:
         transaction: PublishError, nothing of it visible to read_committed consumers."""
         deadline = time.monotonic() + timeout
         try:
-            self._producer.produce(
-                offset.topic, value=offset.value, key=offset.key, timestamp=offset.timestamp_ms or 0
-            )
+            while True:
+                try:
+                    self._producer.produce(
+                        offset.topic,
+                        value=offset.value,
+                        key=offset.key,
+                        timestamp=offset.timestamp_ms or 0,
+                    )
+                    break
+                except BufferError:  # the local queue is full: wait for room
+                    if time.monotonic() >= deadline:
+                        raise
+                    self._producer.poll(0.1)
+                    self.raise_failure()
             while True:
                 self.raise_failure()
                 try:
