@@ -29,6 +29,7 @@ a time. Prints a table and writes every figure, with versions, to a JSON file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -311,6 +312,18 @@ def proc_figures(pid: int, children: bool = False) -> dict[str, float]:
     return {"peak_rss_mb": hwm / 1024, "cpu_s": cpu}
 
 
+def stack_cpu() -> dict[str, float]:
+    """CPU seconds so far of the local stack's Kafka broker and database server (when their
+    pid files are there): exactly-once also costs the broker work, on the same cores."""
+    stack = Path(os.environ.get("BT_STACK_DIR", str(ROOT / ".stack")))
+    server = os.environ.get("BT_SERVER", "mariadb")
+    out = {}
+    for name, pidfile in (("kafka", "kafka/kafka.pid"), ("server", f"{server}/mysqld.pid")):
+        with contextlib.suppress(OSError, ValueError, StopIteration):
+            out[f"{name}_cpu_s"] = proc_figures(int((stack / pidfile).read_text()))["cpu_s"]
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -568,10 +581,12 @@ def catchup(
     for conn in connectors:
         log(f"{name}: {conn.name} catching up")
         watch = TopicWatch(env, conn.topic, conn.transactional, conn.id_header)
+        cpu0 = stack_cpu()
         t0 = time.monotonic()
         conn.start(start_pos)
         first, last = watch.wait(rows, timeout=1800, proc=conn.proc, last_id=last_id)
         figures = proc_figures(conn.pid())
+        cpu = {k: round(v - cpu0[k], 2) for k, v in stack_cpu().items() if k in cpu0}
         conn.stop()
         watch.close()
         r = Result(
@@ -584,7 +599,7 @@ def catchup(
             delivery=conn.delivery,
             **figures,
         )
-        r.extra["topic"] = conn.topic
+        r.extra |= {"topic": conn.topic, **cpu}
         if conn.transactional:
             r.extra["settings"] = eos_settings()
         log(f"{name}: {conn.name} {r.rows_per_s:,.0f} rows/s ({r.seconds:.1f} s)")
@@ -785,6 +800,11 @@ def table(results: list[Result]) -> str:
                 f"{w}: exactly-once / at-least-once throughput ="
                 f" {eos.rows_per_s / ours.rows_per_s:.2f}, CPU = {eos.cpu_s / ours.cpu_s:.2f},"
                 f" peak RSS = {eos.peak_rss_mb / ours.peak_rss_mb:.2f}"
+                + "".join(
+                    f", {k.split('_')[0]} CPU s {ours.extra[k]:.1f} -> {eos.extra[k]:.1f}"
+                    for k in ("kafka_cpu_s", "server_cpu_s")
+                    if k in ours.extra and k in eos.extra
+                )
             )
         if ours and eos and w == "latency" and ours.vis_p99_ms:
             lines.append(
