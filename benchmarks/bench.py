@@ -396,6 +396,7 @@ class Ours:
                 *cmd,
             ]
         self.proc = subprocess.Popen(cmd, env=self.envvars, stdout=logf, stderr=subprocess.STDOUT)
+        STARTED.append(self.proc)
         logf.close()
 
     def pid(self) -> int:
@@ -411,6 +412,17 @@ class Ours:
         assert self.proc is not None
         os.kill(self.pid(), signal.SIGTERM)
         self.proc.wait(120)
+
+
+# every connector process started: a run that fails (Kafka stopped under it) kills what is left
+STARTED: list[subprocess.Popen] = []
+
+
+def kill_leftovers() -> None:
+    for proc in STARTED:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
 
 
 def py_spy() -> str:
@@ -494,6 +506,7 @@ rootLogger.appenderRef.file.ref=file
         ]
         out = open(self.workdir / "connect.out", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        STARTED.append(self.proc)
         out.close()
 
     def pid(self) -> int:
@@ -845,16 +858,19 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     log(f"run {run}; work directory {workdir}")
     results: list[Result] = []
-    for w in args.workloads.split(","):
-        if w.startswith("catchup-"):
-            per_txn = int(w.split("-")[1])
-            results += catchup(env, run, workdir, args.rows, per_txn, with_dbz, deliveries)
-        elif w == "latency":
-            results += latency(
-                env, run, workdir, args.latency_rate, args.latency_seconds, with_dbz, deliveries
-            )
-        else:
-            raise SystemExit(f"unknown workload {w!r}")
+    try:
+        for w in args.workloads.split(","):
+            if w.startswith("catchup-"):
+                per_txn = int(w.split("-")[1])
+                results += catchup(env, run, workdir, args.rows, per_txn, with_dbz, deliveries)
+            elif w == "latency":
+                results += latency(
+                    env, run, workdir, args.latency_rate, args.latency_seconds, with_dbz, deliveries
+                )
+            else:
+                raise SystemExit(f"unknown workload {w!r}")
+    finally:
+        kill_leftovers()
     info = versions(env)
     print("\n" + table(results))
     print("\n" + ", ".join(f"{k} {v}" for k, v in info.items()))
