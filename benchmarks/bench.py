@@ -11,6 +11,16 @@ Workloads (outbox-shaped rows of about 300 bytes, loaded *before* the connector 
 - the raw ceiling: the server's own binlog client (``mariadb-binlog`` or ``mysqlbinlog``)
   with ``--read-from-remote-server --raw`` over the same binlog.
 
+binlog-tailer runs once per delivery mode (``--delivery``, both by default): at-least-once
+and exactly-once (``delivery=exactly_once``: Kafka transactions, the position in the Kafka
+store; ``BINLOG_TAILER_EXACTLY_ONCE__*`` from the environment are passed on). Under
+exactly-once a record is appended to the log before its transaction commits, so the broker's
+append time says nothing of when a consumer can read it: the latency workload also runs a
+live ``isolation.level=read_committed`` consumer beside the connector, and reports
+"visible" latency = the time it received the record - commit time (``vis p99``), the latency
+a real consumer sees, in both modes. A catch-up on a transactional topic ends when the last
+loaded row is committed (transaction markers take offsets: the end offset counts them too).
+
 binlog-tailer runs in outbox mode; Debezium runs its MariaDB connector with its outbox
 EventRouter (Kafka Connect standalone, JSON converter without schemas). One connector runs at
 a time. Prints a table and writes every figure, with versions, to a JSON file.
@@ -19,6 +29,7 @@ a time. Prints a table and writes every figure, with versions, to a JSON file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -109,9 +120,11 @@ def insert_sql(ids: list[str], seq0: int) -> str:
     )
 
 
-def load(env: Env, db: str, rows: int, per_txn: int) -> float:
-    """Insert `rows` rows, `per_txn` per transaction; returns rows/s of the load itself."""
+def load(env: Env, db: str, rows: int, per_txn: int) -> tuple[float, str]:
+    """Insert `rows` rows, `per_txn` per transaction; returns rows/s of the load itself and
+    the event id of the last row."""
     start = time.monotonic()
+    last = ""
     with env.admin(db) as c, c.cursor() as cur:
         done = 0
         while done < rows:
@@ -120,12 +133,14 @@ def load(env: Env, db: str, rows: int, per_txn: int) -> float:
                 n = min(per_txn, rows - done)
                 if n <= 0:
                     break
-                statements.append(insert_sql([new_event_id() for _ in range(n)], done))
+                ids = [new_event_id() for _ in range(n)]
+                statements.append(insert_sql(ids, done))
+                last = ids[-1]
                 done += n
             cur.execute(";".join(statements))
             while cur.nextset():
                 pass
-    return rows / (time.monotonic() - start)
+    return rows / (time.monotonic() - start), last
 
 
 class PacedWriter(threading.Thread):
@@ -135,6 +150,7 @@ class PacedWriter(threading.Thread):
         super().__init__(daemon=True)
         self.env, self.db, self.rate, self.seconds = env, db, rate, seconds
         self.rows = 0
+        self.last_id = ""
 
     def run(self) -> None:
         tick = 0.01
@@ -147,11 +163,11 @@ class PacedWriter(threading.Thread):
                 delay = target - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)  # pacing the offered load
-                cur.execute(
-                    ";".join(insert_sql([new_event_id()], self.rows + i) for i in range(per_tick))
-                )
+                ids = [new_event_id() for _ in range(per_tick)]
+                cur.execute(";".join(insert_sql([eid], self.rows + i) for i, eid in enumerate(ids)))
                 while cur.nextset():
                     pass
+                self.last_id = ids[-1]
                 self.rows += per_tick
                 n += 1
 
@@ -166,24 +182,72 @@ def create_topics(env: Env, names: list[str], log_append_time: bool = False) -> 
 
 
 class TopicWatch:
-    def __init__(self, env: Env, topic: str) -> None:
+    """Polls a topic's end offset. `transactional`: the topic is written in Kafka
+    transactions, whose commit markers take offsets too; the end offset is then the last
+    stable one (read_committed), and a wait for n records also needs the record of
+    `last_id` (the last row written) there: then every record is, as one partition keeps
+    the binlog's order."""
+
+    def __init__(
+        self, env: Env, topic: str, transactional: bool = False, header: str = "event_id"
+    ) -> None:
         self.tp = TopicPartition(topic, 0)
-        self.c = Consumer({"bootstrap.servers": env.bootstrap, "group.id": "bench-watch"})
+        self.transactional, self.header = transactional, header
+        conf = {
+            "bootstrap.servers": env.bootstrap,
+            "group.id": "bench-watch",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+        }
+        self.c = Consumer(conf)
+        self.tail = Consumer(conf) if transactional else None
+        self._checked_end = -1
+
+    def offsets(self) -> tuple[int, int]:
+        return self.c.get_watermark_offsets(self.tp, timeout=10, cached=False)
 
     def count(self) -> int:
-        lo, hi = self.c.get_watermark_offsets(self.tp, timeout=10, cached=False)
+        lo, hi = self.offsets()
         return hi - lo
 
-    def wait(self, n: int, timeout: float, proc: subprocess.Popen | None = None):
+    def _ends_with(self, last_id: str, lo: int, end: int) -> bool:
+        """Whether the last records below `end` include the one of `last_id`."""
+        assert self.tail is not None
+        if end == self._checked_end:
+            return False
+        self._checked_end = end
+        self.tail.assign([TopicPartition(self.tp.topic, 0, max(lo, end - 64))])
+        deadline = time.monotonic() + 2.0
+        found = False
+        while time.monotonic() < deadline:
+            for m in self.tail.consume(1000, 0.1):
+                if m.error():
+                    continue
+                if dict(m.headers() or []).get(self.header, b"").decode().strip('"') == last_id:
+                    found = True
+                if m.offset() >= end - 2:  # the last record (a commit marker may follow)
+                    return found
+        return found
+
+    def wait(
+        self,
+        n: int,
+        timeout: float,
+        proc: subprocess.Popen | None = None,
+        last_id: str | None = None,
+    ):
         """(time of the first record, time when n records are there), by polling end offsets."""
         first = None
         deadline = time.monotonic() + timeout
         while True:
-            have = self.count()
+            lo, hi = self.offsets()
+            have = hi - lo
             now = time.monotonic()
             if have and first is None:
                 first = now
-            if have >= n:
+            if have >= n and (
+                not self.transactional or (last_id is not None and self._ends_with(last_id, lo, hi))
+            ):
                 return first, now
             if now > deadline:
                 raise RuntimeError(f"{self.tp.topic}: only {have} of {n} records after {timeout}s")
@@ -193,30 +257,48 @@ class TopicWatch:
 
     def close(self) -> None:
         self.c.close()
+        if self.tail is not None:
+            self.tail.close()
 
 
-def read_all(env: Env, topic: str, n: int, id_header: str) -> list[tuple[str, int]]:
-    """(event id, broker append time ms) of the first n records."""
-    c = Consumer(
-        {
-            "bootstrap.servers": env.bootstrap,
-            "group.id": f"bench-{uuid.uuid4().hex[:6]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    c.assign([TopicPartition(topic, 0, 0)])
-    out: list[tuple[str, int]] = []
-    deadline = time.monotonic() + 120
-    while len(out) < n and time.monotonic() < deadline:
-        for m in c.consume(10_000, 1.0):
-            if m.error():
+class LiveReader(threading.Thread):
+    """Reads a topic as it is written, read_committed (what a consumer of a transactional
+    producer sees): (event id, broker append time ms, time received ms) of every record."""
+
+    def __init__(self, env: Env, topic: str, id_header: str) -> None:
+        super().__init__(daemon=True)
+        self.header = id_header
+        self.c = Consumer(
+            {
+                "bootstrap.servers": env.bootstrap,
+                "group.id": f"bench-{uuid.uuid4().hex[:6]}",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 20,
+            }
+        )
+        self.c.assign([TopicPartition(topic, 0, 0)])
+        self.got: list[tuple[str, int, float]] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            m = self.c.poll(0.05)  # one at a time: consume(n) waits for n or its timeout
+            received = time.time() * 1000
+            if m is None or m.error():
                 continue
-            h = dict(m.headers() or [])
-            eid = h[id_header]
-            out.append((eid.decode().strip('"'), m.timestamp()[1]))
-    c.close()
-    return out
+            eid = dict(m.headers() or [])[self.header].decode().strip('"')
+            self.got.append((eid, m.timestamp()[1], received))
+        self.c.close()
+
+    def stop(self, n: int, timeout: float = 60) -> list[tuple[str, int, float]]:
+        """Stop once n records are read (or after `timeout`): what was read."""
+        deadline = time.monotonic() + timeout
+        while len(self.got) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.stopping.set()
+        self.join(30)
+        return self.got
 
 
 # ---------------------------------------------------------------- process figures
@@ -230,6 +312,18 @@ def proc_figures(pid: int, children: bool = False) -> dict[str, float]:
     return {"peak_rss_mb": hwm / 1024, "cpu_s": cpu}
 
 
+def stack_cpu() -> dict[str, float]:
+    """CPU seconds so far of the local stack's Kafka broker and database server (when their
+    pid files are there): exactly-once also costs the broker work, on the same cores."""
+    stack = Path(os.environ.get("BT_STACK_DIR", str(ROOT / ".stack")))
+    server = os.environ.get("BT_SERVER", "mariadb")
+    out = {}
+    for name, pidfile in (("kafka", "kafka/kafka.pid"), ("server", f"{server}/mysqld.pid")):
+        with contextlib.suppress(OSError, ValueError, StopIteration):
+            out[f"{name}_cpu_s"] = proc_figures(int((stack / pidfile).read_text()))["cpu_s"]
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -237,24 +331,45 @@ def free_port() -> int:
 
 
 # ---------------------------------------------------------------- connectors
-class Ours:
-    name = "binlog-tailer"
+DELIVERIES = ("at_least_once", "exactly_once")
+EOS_SETTINGS = "BINLOG_TAILER_EXACTLY_ONCE__"
 
-    def __init__(self, env: Env, db: str, topic_prefix: str, workdir: Path) -> None:
-        self.env, self.db, self.workdir = env, db, workdir
-        self.topic = f"{topic_prefix}.ours.order"
+
+def eos_settings() -> dict[str, str]:
+    """The exactly-once settings given in the environment (the product's defaults otherwise)."""
+    return {k: v for k, v in os.environ.items() if k.startswith(EOS_SETTINGS)}
+
+
+class Ours:
+    id_header = "event_id"
+
+    def __init__(
+        self, env: Env, db: str, topic_prefix: str, workdir: Path, delivery: str = DELIVERIES[0]
+    ) -> None:
+        self.env, self.db, self.workdir, self.delivery = env, db, workdir, delivery
+        self.transactional = delivery == "exactly_once"
+        self.name = "binlog-tailer (exactly-once)" if self.transactional else "binlog-tailer"
+        tag = "eos" if self.transactional else "ours"
+        self.topic = f"{topic_prefix}.{tag}.order"
         self.envvars = {
             **os.environ,
             "BINLOG_TAILER_OUTBOX__TABLES": f"{db}.outbox",
-            "BINLOG_TAILER_OUTBOX__TOPIC_TEMPLATE": f"{topic_prefix}.ours.{{aggregate_type}}",
+            "BINLOG_TAILER_OUTBOX__TOPIC_TEMPLATE": f"{topic_prefix}.{tag}.{{aggregate_type}}",
             "BINLOG_TAILER_CHECKPOINT__PATH": str(workdir / f"{db}.offsets.json"),
             "BINLOG_TAILER_MYSQL__SERVER_ID": str(7000 + os.getpid() % 1000),
             "BINLOG_TAILER_LOG_LEVEL": "WARNING",
+            "BINLOG_TAILER_DELIVERY": delivery,
         }
+        if self.transactional:
+            self.envvars |= {
+                "BINLOG_TAILER_CHECKPOINT__STORE": "kafka",
+                "BINLOG_TAILER_CHECKPOINT__TOPIC": f"{topic_prefix}.offsets",
+                "BINLOG_TAILER_NAME": f"{topic_prefix}.{db}.{tag}",  # its own transactional.id
+            }
         self.proc: subprocess.Popen | None = None
 
     def start(self, position: tuple[str, int]) -> None:
-        logf = open(self.workdir / f"ours-{self.db}.log", "ab")  # noqa: SIM115
+        logf = open(self.workdir / f"ours-{self.db}-{self.delivery}.log", "ab")  # noqa: SIM115
         cmd = [
             sys.executable,
             "-m",
@@ -265,11 +380,14 @@ class Ours:
         ]
         if os.environ.get("BENCH_PROFILE"):
             out = os.environ["BENCH_PROFILE"]
+            if self.transactional:  # /tmp/prof.txt -> /tmp/prof.eos.txt
+                out = str(Path(out).with_stem(Path(out).stem + ".eos"))
             cmd = [
-                str(Path(sys.executable).parent / "py-spy"),
+                py_spy(),
                 "record",
                 "-r",
                 "200",
+                "--idle",  # waits too (for the binlog, for Kafka's commit): where time goes
                 "-f",
                 "raw",
                 "-o",
@@ -278,6 +396,7 @@ class Ours:
                 *cmd,
             ]
         self.proc = subprocess.Popen(cmd, env=self.envvars, stdout=logf, stderr=subprocess.STDOUT)
+        STARTED.append(self.proc)
         logf.close()
 
     def pid(self) -> int:
@@ -295,8 +414,27 @@ class Ours:
         self.proc.wait(120)
 
 
+# every connector process started: a run that fails (Kafka stopped under it) kills what is left
+STARTED: list[subprocess.Popen] = []
+
+
+def kill_leftovers() -> None:
+    for proc in STARTED:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+
+
+def py_spy() -> str:
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else shutil.which("py-spy") or str(beside)
+
+
 class Debezium:
     name = "Debezium"
+    id_header = "id"
+    transactional = False
+    delivery = "at_least_once"
 
     def __init__(self, env: Env, db: str, topic_prefix: str, workdir: Path) -> None:
         self.env, self.db, self.workdir = env, db, workdir
@@ -368,6 +506,7 @@ rootLogger.appenderRef.file.ref=file
         ]
         out = open(self.workdir / "connect.out", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        STARTED.append(self.proc)
         out.close()
 
     def pid(self) -> int:
@@ -409,6 +548,11 @@ class Result:
     p50_ms: float | None = None
     p99_ms: float | None = None
     max_ms: float | None = None
+    # latency as a read_committed consumer sees it: received - committed
+    vis_p50_ms: float | None = None
+    vis_p99_ms: float | None = None
+    vis_max_ms: float | None = None
+    delivery: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -422,31 +566,40 @@ def new_db(env: Env, run: str, name: str) -> str:
 
 
 def catchup(
-    env: Env, run: str, workdir: Path, rows: int, per_txn: int, with_dbz: bool
+    env: Env,
+    run: str,
+    workdir: Path,
+    rows: int,
+    per_txn: int,
+    with_dbz: bool,
+    deliveries: list[str],
 ) -> list[Result]:
     name = f"catchup-{per_txn}"
     db = new_db(env, run, name)
     prefix = f"bench{run}{per_txn}"
-    connectors: list[Any] = [Ours(env, db, prefix, workdir)]
-    if with_dbz:
-        connectors.append(Debezium(env, db, prefix, workdir))
+    connectors: list[Any] = [Ours(env, db, prefix, workdir, d) for d in deliveries]
+    dbz = Debezium(env, db, prefix, workdir) if with_dbz else None
+    if dbz is not None:
+        connectors.append(dbz)
     create_topics(env, [c.topic for c in connectors])
     start_pos = master_position(env)
-    if with_dbz:
+    if dbz is not None:
         log(f"{name}: priming Debezium's offset before the load")
-        connectors[1].prime()
+        dbz.prime()
     log(f"{name}: loading {rows} rows, {per_txn} per transaction")
-    load_rate = load(env, db, rows, per_txn)
+    load_rate, last_id = load(env, db, rows, per_txn)
     end_pos = master_position(env)
     log(f"{name}: loaded at {load_rate:,.0f} rows/s; binlog {start_pos} -> {end_pos}")
     results = []
     for conn in connectors:
         log(f"{name}: {conn.name} catching up")
-        watch = TopicWatch(env, conn.topic)
+        watch = TopicWatch(env, conn.topic, conn.transactional, conn.id_header)
+        cpu0 = stack_cpu()
         t0 = time.monotonic()
         conn.start(start_pos)
-        first, last = watch.wait(rows, timeout=1800, proc=conn.proc)
+        first, last = watch.wait(rows, timeout=1800, proc=conn.proc, last_id=last_id)
         figures = proc_figures(conn.pid())
+        cpu = {k: round(v - cpu0[k], 2) for k, v in stack_cpu().items() if k in cpu0}
         conn.stop()
         watch.close()
         r = Result(
@@ -456,8 +609,12 @@ def catchup(
             seconds=last - t0,
             rows_per_s=rows / (last - t0),
             rows_per_s_streaming=rows / max(last - first, 1e-6),
+            delivery=conn.delivery,
             **figures,
         )
+        r.extra |= {"topic": conn.topic, **cpu}
+        if conn.transactional:
+            r.extra["settings"] = eos_settings()
         log(f"{name}: {conn.name} {r.rows_per_s:,.0f} rows/s ({r.seconds:.1f} s)")
         results.append(r)
     results.append(raw_ceiling(env, name, rows, start_pos, end_pos, workdir))
@@ -503,53 +660,85 @@ def raw_ceiling(env: Env, name: str, rows: int, start, end, workdir: Path) -> Re
     )
 
 
+def quantiles(values: list[float]) -> tuple[float, float, float]:
+    """p50, p99, max."""
+    values = sorted(values)
+    q = statistics.quantiles(values, n=100)
+    return q[49], q[98], values[-1]
+
+
 def latency(
-    env: Env, run: str, workdir: Path, rate: int, seconds: float, with_dbz: bool
+    env: Env,
+    run: str,
+    workdir: Path,
+    rate: int,
+    seconds: float,
+    with_dbz: bool,
+    deliveries: list[str],
 ) -> list[Result]:
     results = []
-    kinds: list[type] = [Ours] + ([Debezium] if with_dbz else [])
-    for kind in kinds:
-        db = new_db(env, run, f"lat_{kind.__name__.lower()}")
+    kinds: list[tuple[type, str]] = [(Ours, d) for d in deliveries]
+    kinds += [(Debezium, "at_least_once")] if with_dbz else []
+    for kind, delivery in kinds:
+        db = new_db(env, run, f"lat_{kind.__name__.lower()}_{delivery}")
         prefix = f"bench{run}lat"
-        conn = kind(env, db, prefix, workdir)
+        conn = (
+            kind(env, db, prefix, workdir, delivery)
+            if kind is Ours
+            else kind(env, db, prefix, workdir)
+        )
         create_topics(env, [conn.topic], log_append_time=True)
         pos = master_position(env)
         if kind is Debezium:
             conn.prime()
+        reader = LiveReader(env, conn.topic, conn.id_header)
+        reader.start()
         conn.start(pos)
         # wait until the connector is streaming: one probe row arrives
+        probe = new_event_id()
         with env.admin(db) as c, c.cursor() as cur:
-            cur.execute(insert_sql([new_event_id()], -1))
-        watch = TopicWatch(env, conn.topic)
-        watch.wait(1, timeout=300, proc=conn.proc)
+            cur.execute(insert_sql([probe], -1))
+        watch = TopicWatch(env, conn.topic, conn.transactional, conn.id_header)
+        watch.wait(1, timeout=300, proc=conn.proc, last_id=probe)
         log(f"latency: {conn.name} streaming; offering {rate} rows/s for {seconds:.0f} s")
         writer = PacedWriter(env, db, rate, seconds)
         writer.start()
         writer.join()
         total = writer.rows + 1
-        watch.wait(total, timeout=600, proc=conn.proc)
+        watch.wait(total, timeout=600, proc=conn.proc, last_id=writer.last_id)
+        got = reader.stop(total)
         figures = proc_figures(conn.pid())
         conn.stop()
         watch.close()
-        got = read_all(env, conn.topic, total, "event_id" if kind is Ours else "id")
         with env.admin(db) as c, c.cursor() as cur:
             cur.execute("SELECT id, UNIX_TIMESTAMP(created_at) * 1000 FROM outbox")
             committed = {i: float(ms) for i, ms in cur.fetchall()}
-        lat = sorted(max(0.0, append - committed[eid]) for eid, append in got if eid in committed)
-        q = statistics.quantiles(lat, n=100)
+        appended = [max(0.0, a - committed[e]) for e, a, _ in got if e in committed]
+        visible = [max(0.0, v - committed[e]) for e, _, v in got if e in committed]
+        p50, p99, pmax = quantiles(appended)
+        v50, v99, vmax = quantiles(visible)
         r = Result(
             "latency",
             conn.name,
             total,
             seconds=seconds,
             rows_per_s=writer.rows / seconds,
-            p50_ms=q[49],
-            p99_ms=q[98],
-            max_ms=lat[-1],
+            p50_ms=p50,
+            p99_ms=p99,
+            max_ms=pmax,
+            vis_p50_ms=v50,
+            vis_p99_ms=v99,
+            vis_max_ms=vmax,
+            delivery=conn.delivery,
             **figures,
-            extra={"matched": len(lat)},
+            extra={"matched": len(appended), "consumer": "isolation.level=read_committed"},
         )
-        log(f"latency: {conn.name} p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms")
+        if conn.transactional:
+            r.extra["settings"] = eos_settings()
+        log(
+            f"latency: {conn.name} append p50 {p50:.1f} ms, p99 {p99:.1f} ms;"
+            f" visible (read_committed) p50 {v50:.1f} ms, p99 {v99:.1f} ms"
+        )
         results.append(r)
     return results
 
@@ -589,6 +778,7 @@ def table(results: list[Result]) -> str:
     lines = [
         f"{'workload':<12} {'connector':<28} {'rows':>9} {'rows/s':>9} {'stream/s':>9}"
         f" {'MB/s':>7} {'RSS MB':>7} {'CPU s':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"
+        f" {'vis p50':>7} {'vis p99':>7}"
     ]
 
     def f(v, fmt):
@@ -599,17 +789,42 @@ def table(results: list[Result]) -> str:
             f"{r.workload:<12} {r.connector:<28} {r.rows:>9,} {f(r.rows_per_s, ',.0f'):>9}"
             f" {f(r.rows_per_s_streaming, ',.0f'):>9} {f(r.mb_per_s, '.1f'):>7}"
             f" {f(r.peak_rss_mb, '.0f'):>7} {f(r.cpu_s, '.1f'):>7} {f(r.p50_ms, '.1f'):>7}"
-            f" {f(r.p99_ms, '.1f'):>7} {f(r.max_ms, '.1f'):>7}"
+            f" {f(r.p99_ms, '.1f'):>7} {f(r.max_ms, '.1f'):>7} {f(r.vis_p50_ms, '.1f'):>7}"
+            f" {f(r.vis_p99_ms, '.1f'):>7}"
+        )
+    if any(r.vis_p99_ms is not None for r in results):
+        lines.append(
+            "p50/p99/max ms: broker append time - commit time; vis p50/p99: time a live"
+            " isolation.level=read_committed consumer received the record - commit time"
+            " (under exactly-once a record is appended before its transaction commits)"
         )
     by = {(r.workload, r.connector): r for r in results}
     for w in sorted({r.workload for r in results}):
         ours, dbz = by.get((w, "binlog-tailer")), by.get((w, "Debezium"))
+        eos = by.get((w, "binlog-tailer (exactly-once)"))
         if ours and dbz and dbz.rows_per_s and w != "latency":
             lines.append(
                 f"{w}: ours / Debezium throughput = {ours.rows_per_s / dbz.rows_per_s:.2f}"
             )
         if ours and dbz and w == "latency" and dbz.p99_ms:
             lines.append(f"{w}: ours / Debezium p99 = {ours.p99_ms / dbz.p99_ms:.2f}")
+        if ours and eos and w != "latency" and ours.rows_per_s:
+            lines.append(
+                f"{w}: exactly-once / at-least-once throughput ="
+                f" {eos.rows_per_s / ours.rows_per_s:.2f}, CPU = {eos.cpu_s / ours.cpu_s:.2f},"
+                f" peak RSS = {eos.peak_rss_mb / ours.peak_rss_mb:.2f}"
+                + "".join(
+                    f", {k.split('_')[0]} CPU s {ours.extra[k]:.1f} -> {eos.extra[k]:.1f}"
+                    for k in ("kafka_cpu_s", "server_cpu_s")
+                    if k in ours.extra and k in eos.extra
+                )
+            )
+        if ours and eos and w == "latency" and ours.vis_p99_ms:
+            lines.append(
+                f"{w}: exactly-once / at-least-once p99 (visible, read_committed) ="
+                f" {eos.vis_p99_ms or 0:.1f} / {ours.vis_p99_ms:.1f} ms ="
+                f" {(eos.vis_p99_ms or 0) / ours.vis_p99_ms:.2f}"
+            )
     return "\n".join(lines)
 
 
@@ -620,9 +835,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency-rate", type=int, default=2000, help="offered rows/s")
     p.add_argument("--latency-seconds", type=float, default=60.0)
     p.add_argument("--no-debezium", action="store_true", help="measure binlog-tailer only")
+    p.add_argument(
+        "--delivery",
+        default=",".join(DELIVERIES),
+        help="binlog-tailer's delivery modes, each a run of its own (exactly_once: Kafka"
+        " transactions; BINLOG_TAILER_EXACTLY_ONCE__* from the environment apply)",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "bench-results")
     args = p.parse_args(argv)
     env = Env()
+    deliveries = [d for d in args.delivery.split(",") if d]
+    if not deliveries or set(deliveries) - set(DELIVERIES):
+        raise SystemExit(f"--delivery: one or more of {', '.join(DELIVERIES)}")
     with_dbz = not args.no_debezium
     if with_dbz and not env.debezium_jars:
         raise SystemExit("BT_DEBEZIUM_JARS is not set: run this through scripts/bench")
@@ -634,13 +858,19 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     log(f"run {run}; work directory {workdir}")
     results: list[Result] = []
-    for w in args.workloads.split(","):
-        if w.startswith("catchup-"):
-            results += catchup(env, run, workdir, args.rows, int(w.split("-")[1]), with_dbz)
-        elif w == "latency":
-            results += latency(env, run, workdir, args.latency_rate, args.latency_seconds, with_dbz)
-        else:
-            raise SystemExit(f"unknown workload {w!r}")
+    try:
+        for w in args.workloads.split(","):
+            if w.startswith("catchup-"):
+                per_txn = int(w.split("-")[1])
+                results += catchup(env, run, workdir, args.rows, per_txn, with_dbz, deliveries)
+            elif w == "latency":
+                results += latency(
+                    env, run, workdir, args.latency_rate, args.latency_seconds, with_dbz, deliveries
+                )
+            else:
+                raise SystemExit(f"unknown workload {w!r}")
+    finally:
+        kill_leftovers()
     info = versions(env)
     print("\n" + table(results))
     print("\n" + ", ".join(f"{k} {v}" for k, v in info.items()))
@@ -651,6 +881,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "versions": info,
                 "args": {k: str(v) for k, v in vars(args).items()},
+                "exactly_once_settings": eos_settings(),
                 "results": [asdict(r) for r in results],
             },
             indent=2,
