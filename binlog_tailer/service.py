@@ -75,7 +75,14 @@ def build(
     (called here when not given)."""
     publisher, tracker = made or new_publisher(settings)
     include, exclude = settings.captured_tables()
-    source = BinlogSource(settings.mysql, position, TableFilter(include, exclude))
+    mysql = settings.mysql
+    if publisher.transactional:
+        # The open Kafka transaction is committed at the source's ticks: while the server is
+        # idle they are its heartbeats, so these come at the commit interval at least.
+        interval = settings.exactly_once.transaction_interval_ms / 1000
+        heartbeat = min(mysql.heartbeat_seconds, max(interval, 0.01))
+        mysql = mysql.model_copy(update={"heartbeat_seconds": heartbeat})
+    source = BinlogSource(mysql, position, TableFilter(include, exclude))
     cap = settings.capture
     data = EnvelopeMapper(EnvelopeOptions(cap.topic_prefix, cap.topic_template, cap.tombstones))
     outbox = OutboxMapper(outbox_options(settings.outbox)) if settings.outbox.tables else None
