@@ -210,4 +210,13 @@ def _run(settings: Settings, start: str | None) -> int:
         pipeline.dead_lettered,
         pipeline.saved or position,
     )
+    txns = pipeline.transactions
+    if txns is not None:
+        log.info(
+            "exactly-once: %d Kafka transactions (%d split a MySQL transaction), %.1f s waiting"
+            " for their commits",
+            txns.commits,
+            txns.splits,
+            txns.commit_seconds,
+        )
     return EXIT_OK

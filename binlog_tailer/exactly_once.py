@@ -68,6 +68,7 @@ class KafkaTransactions:
         self._records_at_boundary = 0
         self._open = False
         self.commits = 0
+        self.commit_seconds = 0.0  # spent waiting for commits
         self.splits = 0
 
     @property
@@ -141,11 +142,15 @@ class KafkaTransactions:
     def _commit(self, records: int) -> None:
         position = self.position
         self._open = False  # a failed commit aborted the transaction
+        began = self._clock()
         self.publisher.commit(
             offset_record(self.offsets_topic, self.name, position), self.commit_timeout
         )
         self.committed = position
         self.commits += 1
-        size = records - self._records_at_open
-        log.debug("committed a Kafka transaction, %d records: %s", size, position)
+        took, size = self._clock() - began, records - self._records_at_open
+        self.commit_seconds += took
+        log.debug(
+            "committed a Kafka transaction, %d records, in %.1f ms: %s", size, took * 1e3, position
+        )
         self.begin(records)
