@@ -172,12 +172,13 @@ def _run(settings: Settings, start: str | None) -> int:
     if not _server_ready(settings):
         return EXIT_CHECK_FAILED
     position = _start_position(settings, start, stored)
-    if position != stored:
+    if position != stored and publisher is None:
         # Where this run starts ('latest' is resolved to a position now) is stored before
         # anything is read: a stop before the first checkpoint must not let the next run
-        # resolve 'latest' again, past whatever was committed in between.
+        # resolve 'latest' again, past whatever was committed in between. (Exactly-once
+        # commits it in a first Kafka transaction of its own.)
         store.save(position)
-    pipeline, source = build(settings, position, store, publisher)
+    pipeline, source = build(settings, position, store, publisher, stored)
     signals = {"n": 0}
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

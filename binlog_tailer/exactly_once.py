@@ -48,6 +48,7 @@ class KafkaTransactions:
         max_records: int,
         split_records: int,
         commit_timeout: float,
+        stored: BinlogPosition | None = None,
         max_open: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -60,7 +61,7 @@ class KafkaTransactions:
         self.commit_timeout = commit_timeout
         self.max_open = max_open  # seconds a transaction may stay open inside a MySQL one
         self._clock = clock
-        self.committed = start  # what the last commit (or the start) names
+        self.committed = stored  # what the last commit names (at first: what is stored)
         self._boundary = start.boundary  # the last MySQL commit passed
         self._done: RowRef | None = start.done  # rows of the next transaction published
         self._opened_at = 0.0
@@ -76,6 +77,14 @@ class KafkaTransactions:
         """Where everything produced so far reaches."""
         b = self._boundary
         return b if self._done is None else BinlogPosition(b.file, b.pos, b.gtid, self._done)
+
+    def start(self, records: int) -> None:
+        """Open the first transaction. A start elsewhere than the stored position (`run
+        --from`, a first run) is committed at once, alone: a stop before the first commit
+        must not let the next run resolve `latest` again."""
+        self.begin(records)
+        if self.position != self.committed:
+            self._commit(records)
 
     def begin(self, records: int) -> None:
         self.publisher.begin()

@@ -92,7 +92,7 @@ class Pipeline:
     def _run_transactions(self, txns: KafkaTransactions) -> None:
         """Exactly-once: what an error interrupts is aborted, never partly visible; the last
         committed position stays."""
-        txns.begin(self.records)
+        txns.start(self.records)
         try:
             self._loop()
             txns.commit_now(self.records)  # the source ended at a MySQL commit

@@ -135,6 +135,7 @@ class KafkaPublisher:
         self._batch_bytes = _batch_bound(self._config)
         self._limits: dict[str, int | None] = {}  # topic -> max.message.bytes (None: unknown)
         self._compacted: set[str] = set()  # topics with cleanup.policy compact
+        self._fit: dict[str, int] = {}  # topic -> the most bytes of a record sure to fit
         self._admin: AdminClient | None = None
         try:
             self._producer = Producer(self._config)
@@ -158,7 +159,7 @@ class KafkaPublisher:
         that wait with PublishInterrupted, the record not sent."""
         if record.topic not in self._limits:
             self._learn_limit(record.topic)
-        if self.transactional and _record_bytes(record) > self._fits(record.topic):
+        if self.transactional and _record_bytes(record) > self._fit[record.topic]:
             raise RecordRejected(self._too_large(record), record, seq)
         if record.key is None and record.topic in self._compacted:
             # A broker refuses it for its whole batch (INVALID_RECORD): refuse it alone, here.
@@ -316,6 +317,7 @@ class KafkaPublisher:
         if limit is not None and limit - BATCH_MARGIN < self._batch_bytes:
             self._shrink_batches(topic, limit)
         self._limits[topic] = limit
+        self._fit[topic] = self._fits(topic)
 
     def _shrink_batches(self, topic: str, limit: int) -> None:
         batch_bytes = max(1, limit - BATCH_MARGIN)
@@ -473,10 +475,16 @@ def _batch_bound(config: dict[str, Any]) -> int:
 
 
 def _record_bytes(record: Record) -> int:
-    """The bytes of a record without its framing: never more than librdkafka counts for it."""
+    """The bytes of a record without its framing: never more than librdkafka counts for it.
+    (Once per record under exactly-once: an ASCII string's length is its UTF-8 size, and
+    str.isascii() is a flag lookup, cheaper than encoding.)"""
     size = len(record.value or b"") + len(record.key or b"")
     for name, value in record.headers:
-        size += len(name.encode()) + len(value.encode() if isinstance(value, str) else value or b"")
+        size += len(name) if name.isascii() else len(name.encode())
+        if isinstance(value, bytes) or (value and value.isascii()):
+            size += len(value)
+        elif value:
+            size += len(value.encode())
     return size
 
 

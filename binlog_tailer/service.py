@@ -70,9 +70,11 @@ def build(
     position: BinlogPosition,
     store: CheckpointStore,
     made: tuple[KafkaPublisher, AckTracker[BinlogPosition]] | None = None,
+    stored: BinlogPosition | None = None,
 ) -> tuple[Pipeline, BinlogSource]:
     """The pipeline and its source, starting at `position`; `made`: from `new_publisher`
-    (called here when not given)."""
+    (called here when not given); `stored`: the position in the store (exactly-once commits
+    `position` first when it differs)."""
     publisher, tracker = made or new_publisher(settings)
     include, exclude = settings.captured_tables()
     mysql = settings.mysql
@@ -103,6 +105,7 @@ def build(
             max_records=eo.transaction_max_records,
             split_records=eo.split_records,
             commit_timeout=settings.kafka.delivery_timeout_ms / 1000,
+            stored=stored,
             max_open=eo.transaction_timeout_ms / 2000,
         )
     pipeline = Pipeline(

@@ -77,7 +77,19 @@ class TransactionLog:
 
 def transactions(log: TransactionLog, clock: Clock, start: BinlogPosition = START, **kw):
     options = {"interval": 0.1, "max_records": 3, "split_records": 5, "commit_timeout": 5.0}
+    options["stored"] = start  # a restart: the start is the stored position
     return KafkaTransactions(log, "offsets", "conn", start, clock=clock, **(options | kw))
+
+
+def test_a_start_elsewhere_than_the_stored_position_is_committed_first():
+    log, clock = TransactionLog(), Clock()
+    t = transactions(log, clock, stored=None)  # a first run
+    t.start(0)
+    assert log.positions() == [{"file": "b.000001", "pos": 4, "gtid": None}]
+    assert log.committed[0][0] == [] and log.begun == 2
+    log2 = TransactionLog()
+    transactions(log2, clock).start(0)  # a restart at the stored position
+    assert log2.committed == [] and log2.begun == 1
 
 
 def test_a_transaction_commits_at_a_mysql_commit_once_due_by_size_or_age():
