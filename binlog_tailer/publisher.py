@@ -11,6 +11,7 @@ always fits, and a record that does not fit is alone in its batch, the only one 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -115,6 +116,7 @@ class KafkaPublisher:
         self.settings = settings
         self._on_ack = on_ack
         self._failure: PublishError | None = None
+        self._fatal = False  # _failure is the producer's fatal error
         self._rejected: list[RecordRejected] = []
         self.transactional = transactional_id is not None
         self._name = name  # the connector's, for messages
@@ -208,6 +210,9 @@ class KafkaPublisher:
                     raise RecordRejected(self._rejection(record, err), record, seq) from exc
                 if isinstance(err, KafkaError) and err.code() in _FENCED:
                     raise PublishError(self._fenced(err)) from exc
+                fatal = self._fatal_failure()
+                if fatal is not None:  # "Erroneous state": the producer failed before
+                    raise fatal from exc
                 raise PublishError(
                     f"cannot produce to topic {record.topic!r}: {_describe(exc)}"
                 ) from exc
@@ -281,7 +286,8 @@ class KafkaPublisher:
                 if isinstance(exc, KafkaException)
                 else str(exc)
             )
-            if not (isinstance(exc, KafkaException) and _is_fenced(exc)):
+            fenced = isinstance(exc, KafkaException) and _is_fenced(exc)
+            if not (fenced or self._fatal):  # a failed producer cannot abort
                 self.abort(min(timeout, 30.0))
                 reason += "; the transaction was aborted: none of its records is visible to"
                 reason += " read_committed consumers, and the position stays before them"
@@ -298,7 +304,19 @@ class KafkaPublisher:
         err = exc.args[0] if exc.args else None
         if isinstance(err, KafkaError) and err.code() in _FENCED:
             return self._fenced(err)
+        fatal = self._fatal_failure()
+        if fatal is not None:
+            return str(fatal)
         return f"Kafka: cannot {what}: {redact(_describe(exc), self.settings.producer)}"
+
+    def _fatal_failure(self) -> PublishError | None:
+        """The fatal error the producer reported (fenced, ...), when a call failed after it:
+        librdkafka then refuses every call with a mere "Erroneous state", and reports the
+        cause to the error callback, served by the next poll."""
+        if self._failure is None:
+            with contextlib.suppress(KafkaException):
+                self._producer.poll(0)
+        return self._failure if self._failure is not None and self._fatal else None
 
     def _fenced(self, err: KafkaError) -> str:
         return (
@@ -431,6 +449,7 @@ class KafkaPublisher:
                 fenced = err.code() in _FENCED
                 text = self._fenced(err) if fenced else f"fatal Kafka producer error: {err.str()}"
                 self._failure = PublishError(text)
+                self._fatal = True
         else:
             log.warning("Kafka: %s", err.str())
 

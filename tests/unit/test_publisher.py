@@ -4,7 +4,7 @@ batch dead-letters only a record that was alone in it."""
 from typing import ClassVar
 
 import pytest
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
 from binlog_tailer import publisher as publisher_module
 from binlog_tailer.errors import PublishError, PublishInterrupted
@@ -168,3 +168,46 @@ def test_a_full_queue_waits_until_asked_to_give_up_and_does_not_send_the_record(
         publisher_without_broker.publish(Record("t", None, b"second"), 1, give_up)
     assert raised.value.seq == 1 and raised.value.record.value == b"second"
     assert len(publisher_without_broker._producer) == 1  # only the first is queued
+
+
+class FencedProducer(FakeProducer):
+    """A producer fenced meanwhile (another instance took over its transactional.id, or Kafka
+    aborted its transaction while the process was paused): librdkafka refuses every call
+    with "Erroneous state", and reports the fatal cause to the error callback at the next
+    poll."""
+
+    def produce(self, *args, **kw):
+        raise KafkaException(KafkaError(KafkaError._STATE, "Erroneous state"))
+
+    def begin_transaction(self):
+        raise KafkaException(KafkaError(KafkaError._STATE, "Erroneous state"))
+
+    def abort_transaction(self, timeout):
+        raise KafkaException(KafkaError(KafkaError._STATE, "Erroneous state"))
+
+    def poll(self, timeout):
+        fenced = KafkaError(KafkaError._FENCED, "fenced by a newer instance", fatal=True)
+        self.config["error_cb"](fenced)
+        return 0
+
+
+@pytest.mark.parametrize("call", ["publish", "begin", "commit"])
+def test_a_fenced_producer_stops_with_the_fenced_line_not_an_erroneous_state(
+    monkeypatch, call: str
+):
+    monkeypatch.setattr(publisher_module, "Producer", FencedProducer)
+    p = KafkaPublisher(
+        KafkaSettings(), on_ack=lambda seq: None, transactional_id="binlog-tailer.shop",
+        name="shop",
+    )  # fmt: skip
+    p._topic_config = lambda topic: (None, False)  # type: ignore[method-assign]
+    with pytest.raises(PublishError) as raised:
+        if call == "publish":
+            p.publish(Record("t", b"k", b"v"), 1)
+        elif call == "begin":
+            p.begin()
+        else:
+            p.commit(Record("offsets", b"shop", b"{}"), timeout=1)
+    text = str(raised.value)
+    assert text.startswith("fenced by a newer instance of shop: "), text
+    assert "Erroneous state" not in text and "was aborted" not in text
