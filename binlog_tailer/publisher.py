@@ -201,7 +201,7 @@ class KafkaPublisher:
             except BufferError:  # local queue full: serve delivery reports, then retry
                 if give_up():
                     raise PublishInterrupted(record, seq) from None
-                self._producer.poll(0.1)
+                self._serve(0.1)
                 self.raise_failure()
             except KafkaException as exc:
                 err = exc.args[0] if exc.args else None
@@ -267,7 +267,7 @@ class KafkaPublisher:
                 except BufferError:  # the local queue is full: wait for room
                     if time.monotonic() >= deadline:
                         raise
-                    self._producer.poll(0.1)
+                    self._serve(0.1)
                     self.raise_failure()
             while True:
                 self.raise_failure()
@@ -281,13 +281,15 @@ class KafkaPublisher:
                         raise
                     log.warning("Kafka: committing the transaction again (%s)", _describe(exc))
         except (KafkaException, PublishError, BufferError) as exc:
+            fatal = self._fatal_failure()  # fenced, ...: a failed producer cannot abort
+            if fatal is not None:
+                raise fatal from exc
             reason = (
                 self._transaction_failure("commit the transaction", exc)
                 if isinstance(exc, KafkaException)
                 else str(exc)
             )
-            fenced = isinstance(exc, KafkaException) and _is_fenced(exc)
-            if not (fenced or self._fatal):  # a failed producer cannot abort
+            if not (isinstance(exc, KafkaException) and _is_fenced(exc)):
                 self.abort(min(timeout, 30.0))
                 reason += "; the transaction was aborted: none of its records is visible to"
                 reason += " read_committed consumers, and the position stays before them"
@@ -299,6 +301,9 @@ class KafkaPublisher:
             self._producer.abort_transaction(timeout)
         except KafkaException as exc:
             log.debug("Kafka: aborting the transaction failed: %s", _describe(exc))
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.fatal():
+                self._on_error(err)
 
     def _transaction_failure(self, what: str, exc: KafkaException) -> str:
         err = exc.args[0] if exc.args else None
@@ -310,13 +315,35 @@ class KafkaPublisher:
         return f"Kafka: cannot {what}: {redact(_describe(exc), self.settings.producer)}"
 
     def _fatal_failure(self) -> PublishError | None:
-        """The fatal error the producer reported (fenced, ...), when a call failed after it:
-        librdkafka then refuses every call with a mere "Erroneous state", and reports the
-        cause to the error callback, served by the next poll."""
-        if self._failure is None:
+        """The fatal error of the producer (fenced, ...) behind a failed call, if any.
+
+        librdkafka then refuses calls with a mere "Erroneous state", and reports the cause
+        to the error callback or raises it from poll, a moment later. A transaction that
+        failed (its records timed out while the process was paused past the transaction
+        timeout) learns that Kafka fenced it only when it is ended: a failing transactional
+        producer aborts it here (the caller would abort it anyway) to find out."""
+        if not self._fatal:
             with contextlib.suppress(KafkaException):
-                self._producer.poll(0)
-        return self._failure if self._failure is not None and self._fatal else None
+                self._serve(0)
+        if not self._fatal and self.transactional:
+            try:
+                self._producer.abort_transaction(FATAL_REPORT_WAIT)
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                if isinstance(err, KafkaError) and err.fatal():
+                    self._on_error(err)
+        return self._failure if self._fatal else None
+
+    def _serve(self, timeout: float) -> None:
+        """Poll the producer. A fatal error (fenced, ...) that poll raises is kept as the
+        failure (raised by raise_failure), like one reported to the error callback."""
+        try:
+            self._producer.poll(timeout)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if not (isinstance(err, KafkaError) and err.fatal()):
+                raise
+            self._on_error(err)
 
     def _fenced(self, err: KafkaError) -> str:
         return (
@@ -426,7 +453,7 @@ class KafkaPublisher:
 
     def poll(self, timeout: float = 0.0) -> None:
         """Serve delivery reports; raise the first failed delivery."""
-        self._producer.poll(timeout)
+        self._serve(timeout)
         self.raise_failure()
 
     def flush(self, timeout: float) -> int:
@@ -441,11 +468,14 @@ class KafkaPublisher:
 
     def raise_failure(self) -> None:
         if self._failure is not None:
-            raise self._failure
+            # a transactional producer's failed deliveries may come of a fatal error (fenced):
+            # that is the one to name
+            fatal = self._fatal_failure() if self.transactional else None
+            raise fatal or self._failure
 
     def _on_error(self, err: KafkaError) -> None:
         if err.fatal():
-            if self._failure is None:
+            if not self._fatal:  # the cause, also over a failed delivery it brought about
                 fenced = err.code() in _FENCED
                 text = self._fenced(err) if fenced else f"fatal Kafka producer error: {err.str()}"
                 self._failure = PublishError(text)
@@ -478,6 +508,8 @@ def _is_fenced(exc: KafkaException) -> bool:
 # _record_bytes counts, so that a record within batch.size also fits alone.
 BATCH_MARGIN = 1024
 ADMIN_TIMEOUT = 10.0
+# how long a failed transactional producer's abort may take to tell whether it is fenced
+FATAL_REPORT_WAIT = 5.0
 # librdkafka's defaults
 _DEFAULT_BATCH_SIZE = 1_000_000
 _DEFAULT_MESSAGE_MAX_BYTES = 1_000_000

@@ -179,33 +179,50 @@ class FencedProducer(FakeProducer):
     def produce(self, *args, **kw):
         raise KafkaException(KafkaError(KafkaError._STATE, "Erroneous state"))
 
+    reported = True  # poll reports the fatal error to error_cb (else: raises it)
+
     def begin_transaction(self):
         raise KafkaException(KafkaError(KafkaError._STATE, "Erroneous state"))
 
-    def abort_transaction(self, timeout):
-        raise KafkaException(KafkaError(KafkaError._STATE, "Erroneous state"))
+    def abort_transaction(self, timeout):  # ending the transaction finds it fenced
+        raise KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
+
+    polls = 0
 
     def poll(self, timeout):
+        self.polls += 1
+        if self.polls < 3:  # the report follows the failed call a moment later
+            return 0
         fenced = KafkaError(KafkaError._FENCED, "fenced by a newer instance", fatal=True)
-        self.config["error_cb"](fenced)
-        return 0
+        if FencedProducer.reported:
+            self.config["error_cb"](fenced)
+            return 0
+        raise KafkaException(fenced)  # confluent-kafka 2.x: poll raises a fatal error
 
 
-@pytest.mark.parametrize("call", ["publish", "begin", "commit"])
+@pytest.mark.parametrize("reported", [True, False])
+@pytest.mark.parametrize("timed_out_first", [False, True])
+@pytest.mark.parametrize("call", ["publish", "begin", "commit", "poll"])
 def test_a_fenced_producer_stops_with_the_fenced_line_not_an_erroneous_state(
-    monkeypatch, call: str
+    monkeypatch, call: str, timed_out_first: bool, reported: bool
 ):
     monkeypatch.setattr(publisher_module, "Producer", FencedProducer)
+    monkeypatch.setattr(FencedProducer, "reported", reported)
     p = KafkaPublisher(
         KafkaSettings(), on_ack=lambda seq: None, transactional_id="binlog-tailer.shop",
         name="shop",
     )  # fmt: skip
     p._topic_config = lambda topic: (None, False)  # type: ignore[method-assign]
+    if timed_out_first:  # paused past the transaction timeout: its records timed out first
+        p._failure = PublishError("Kafka did not accept a record for topic 't': timed out")
     with pytest.raises(PublishError) as raised:
         if call == "publish":
             p.publish(Record("t", b"k", b"v"), 1)
         elif call == "begin":
             p.begin()
+        elif call == "poll":
+            for _ in range(5):  # served as usual, until the failure is reported
+                p.poll(0)
         else:
             p.commit(Record("offsets", b"shop", b"{}"), timeout=1)
     text = str(raised.value)
