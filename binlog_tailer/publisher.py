@@ -11,6 +11,7 @@ always fits, and a record that does not fit is alone in its batch, the only one 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -115,6 +116,7 @@ class KafkaPublisher:
         self.settings = settings
         self._on_ack = on_ack
         self._failure: PublishError | None = None
+        self._fatal = False  # _failure is the producer's fatal error
         self._rejected: list[RecordRejected] = []
         self.transactional = transactional_id is not None
         self._name = name  # the connector's, for messages
@@ -200,7 +202,7 @@ class KafkaPublisher:
             except BufferError:  # local queue full: serve delivery reports, then retry
                 if give_up():
                     raise PublishInterrupted(record, seq) from None
-                self._producer.poll(0.1)
+                self._serve(0.1)
                 self.raise_failure()
             except KafkaException as exc:
                 err = exc.args[0] if exc.args else None
@@ -209,6 +211,9 @@ class KafkaPublisher:
                     raise RecordRejected(self._rejection(record, err), record, seq) from exc
                 if isinstance(err, KafkaError) and err.code() in _FENCED:
                     raise PublishError(self._fenced(err)) from exc
+                fatal = self._fatal_failure()
+                if fatal is not None:  # "Erroneous state": the producer failed before
+                    raise fatal from exc
                 raise PublishError(
                     f"cannot produce to topic {record.topic!r}: {_describe(exc)}"
                 ) from exc
@@ -263,7 +268,7 @@ class KafkaPublisher:
                 except BufferError:  # the local queue is full: wait for room
                     if time.monotonic() >= deadline:
                         raise
-                    self._producer.poll(0.1)
+                    self._serve(0.1)
                     self.raise_failure()
             while True:
                 self.raise_failure()
@@ -277,6 +282,9 @@ class KafkaPublisher:
                         raise
                     log.warning("Kafka: committing the transaction again (%s)", _describe(exc))
         except (KafkaException, PublishError, BufferError) as exc:
+            fatal = self._fatal_failure()  # fenced, ...: a failed producer cannot abort
+            if fatal is not None:
+                raise fatal from exc
             reason = (
                 self._transaction_failure("commit the transaction", exc)
                 if isinstance(exc, KafkaException)
@@ -294,12 +302,49 @@ class KafkaPublisher:
             self._producer.abort_transaction(timeout)
         except KafkaException as exc:
             log.debug("Kafka: aborting the transaction failed: %s", _describe(exc))
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.fatal():
+                self._on_error(err)
 
     def _transaction_failure(self, what: str, exc: KafkaException) -> str:
         err = exc.args[0] if exc.args else None
         if isinstance(err, KafkaError) and err.code() in _FENCED:
             return self._fenced(err)
+        fatal = self._fatal_failure()
+        if fatal is not None:
+            return str(fatal)
         return f"Kafka: cannot {what}: {redact(_describe(exc), self.settings.producer)}"
+
+    def _fatal_failure(self) -> PublishError | None:
+        """The fatal error of the producer (fenced, ...) behind a failed call, if any.
+
+        librdkafka then refuses calls with a mere "Erroneous state", and reports the cause
+        to the error callback or raises it from poll, a moment later. A transaction that
+        failed (its records timed out while the process was paused past the transaction
+        timeout) learns that Kafka fenced it only when it is ended: a failing transactional
+        producer aborts it here (the caller would abort it anyway) to find out."""
+        if not self._fatal:
+            with contextlib.suppress(KafkaException):
+                self._serve(0)
+        if not self._fatal and self.transactional:
+            try:
+                self._producer.abort_transaction(FATAL_REPORT_WAIT)
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                if isinstance(err, KafkaError) and err.fatal():
+                    self._on_error(err)
+        return self._failure if self._fatal else None
+
+    def _serve(self, timeout: float) -> None:
+        """Poll the producer. A fatal error (fenced, ...) that poll raises is kept as the
+        failure (raised by raise_failure), like one reported to the error callback."""
+        try:
+            self._producer.poll(timeout)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if not (isinstance(err, KafkaError) and err.fatal()):
+                raise
+            self._on_error(err)
 
     def _fenced(self, err: KafkaError) -> str:
         return (
@@ -410,7 +455,7 @@ class KafkaPublisher:
 
     def poll(self, timeout: float = 0.0) -> None:
         """Serve delivery reports; raise the first failed delivery."""
-        self._producer.poll(timeout)
+        self._serve(timeout)
         self.raise_failure()
 
     def flush(self, timeout: float) -> int:
@@ -425,14 +470,18 @@ class KafkaPublisher:
 
     def raise_failure(self) -> None:
         if self._failure is not None:
-            raise self._failure
+            # a transactional producer's failed deliveries may come of a fatal error (fenced):
+            # that is the one to name
+            fatal = self._fatal_failure() if self.transactional else None
+            raise fatal or self._failure
 
     def _on_error(self, err: KafkaError) -> None:
         if err.fatal():
-            if self._failure is None:
+            if not self._fatal:  # the cause, also over a failed delivery it brought about
                 fenced = err.code() in _FENCED
                 text = self._fenced(err) if fenced else f"fatal Kafka producer error: {err.str()}"
                 self._failure = PublishError(text)
+                self._fatal = True
         else:
             log.warning("Kafka: %s", err.str())
 
@@ -461,6 +510,8 @@ def _is_fenced(exc: KafkaException) -> bool:
 # _record_bytes counts, so that a record within batch.size also fits alone.
 BATCH_MARGIN = 1024
 ADMIN_TIMEOUT = 10.0
+# how long a failed transactional producer's abort may take to tell whether it is fenced
+FATAL_REPORT_WAIT = 5.0
 # librdkafka's defaults
 _DEFAULT_BATCH_SIZE = 1_000_000
 _DEFAULT_MESSAGE_MAX_BYTES = 1_000_000

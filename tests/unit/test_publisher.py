@@ -4,7 +4,7 @@ batch dead-letters only a record that was alone in it."""
 from typing import ClassVar
 
 import pytest
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
 from binlog_tailer import publisher as publisher_module
 from binlog_tailer.errors import PublishError, PublishInterrupted
@@ -168,3 +168,63 @@ def test_a_full_queue_waits_until_asked_to_give_up_and_does_not_send_the_record(
         publisher_without_broker.publish(Record("t", None, b"second"), 1, give_up)
     assert raised.value.seq == 1 and raised.value.record.value == b"second"
     assert len(publisher_without_broker._producer) == 1  # only the first is queued
+
+
+class FencedProducer(FakeProducer):
+    """A producer fenced meanwhile (another instance took over its transactional.id, or Kafka
+    aborted its transaction while the process was paused): librdkafka refuses every call
+    with "Erroneous state", and reports the fatal cause to the error callback at the next
+    poll."""
+
+    def produce(self, *args, **kw):
+        raise KafkaException(KafkaError(KafkaError._STATE, "Erroneous state"))
+
+    reported = True  # poll reports the fatal error to error_cb (else: raises it)
+
+    def begin_transaction(self):
+        raise KafkaException(KafkaError(KafkaError._STATE, "Erroneous state"))
+
+    def abort_transaction(self, timeout):  # ending the transaction finds it fenced
+        raise KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
+
+    polls = 0
+
+    def poll(self, timeout):
+        self.polls += 1
+        if self.polls < 3:  # the report follows the failed call a moment later
+            return 0
+        fenced = KafkaError(KafkaError._FENCED, "fenced by a newer instance", fatal=True)
+        if FencedProducer.reported:
+            self.config["error_cb"](fenced)
+            return 0
+        raise KafkaException(fenced)  # confluent-kafka 2.x: poll raises a fatal error
+
+
+@pytest.mark.parametrize("reported", [True, False])
+@pytest.mark.parametrize("timed_out_first", [False, True])
+@pytest.mark.parametrize("call", ["publish", "begin", "commit", "poll"])
+def test_a_fenced_producer_stops_with_the_fenced_line_not_an_erroneous_state(
+    monkeypatch, call: str, timed_out_first: bool, reported: bool
+):
+    monkeypatch.setattr(publisher_module, "Producer", FencedProducer)
+    monkeypatch.setattr(FencedProducer, "reported", reported)
+    p = KafkaPublisher(
+        KafkaSettings(), on_ack=lambda seq: None, transactional_id="binlog-tailer.shop",
+        name="shop",
+    )  # fmt: skip
+    p._topic_config = lambda topic: (None, False)  # type: ignore[method-assign]
+    if timed_out_first:  # paused past the transaction timeout: its records timed out first
+        p._failure = PublishError("Kafka did not accept a record for topic 't': timed out")
+    with pytest.raises(PublishError) as raised:
+        if call == "publish":
+            p.publish(Record("t", b"k", b"v"), 1)
+        elif call == "begin":
+            p.begin()
+        elif call == "poll":
+            for _ in range(5):  # served as usual, until the failure is reported
+                p.poll(0)
+        else:
+            p.commit(Record("offsets", b"shop", b"{}"), timeout=1)
+    text = str(raised.value)
+    assert text.startswith("fenced by a newer instance of shop: "), text
+    assert "Erroneous state" not in text and "was aborted" not in text
