@@ -349,8 +349,10 @@ class KafkaPublisher:
     def _fenced(self, err: KafkaError) -> str:
         return (
             f"fenced by a newer instance of {self._name}: another binlog-tailer with this name"
-            f" (transactional.id {self._config.get('transactional.id')}) took over, and this"
-            f" one stops; its open transaction is aborted ({err.str()})"
+            f" (transactional.id {self._config.get('transactional.id')}) took over, or Kafka"
+            " aborted this one's transaction after it stalled past"
+            " exactly_once.transaction_timeout_ms; this one stops, its open transaction"
+            f" aborted, and a restart resumes at the last commit ({err.str()})"
         )
 
     def _learn_limit(self, topic: str) -> None:
