@@ -63,7 +63,9 @@ class KafkaTransactions:
         self._clock = clock
         self.committed = stored  # what the last commit names (at first: what is stored)
         self._boundary = start.boundary  # the last MySQL commit passed
-        self._done: RowRef | None = start.done  # rows of the next transaction published
+        # rows of the next transaction published: up to `start.done`, or to this row
+        self._done: RowRef | None = start.done
+        self._last_row: RowChange | None = None
         self._opened_at = 0.0
         self._records_at_open = 0
         self._records_at_boundary = 0
@@ -75,8 +77,14 @@ class KafkaTransactions:
     @property
     def position(self) -> BinlogPosition:
         """Where everything produced so far reaches."""
-        b = self._boundary
-        return b if self._done is None else BinlogPosition(b.file, b.pos, b.gtid, self._done)
+        b, row = self._boundary, self._last_row
+        done = self._done if row is None else RowRef(row.file, row.pos, row.row)
+        return b if done is None else BinlogPosition(b.file, b.pos, b.gtid, done)
+
+    @property
+    def _inside(self) -> bool:
+        """Whether rows of an unfinished MySQL transaction were published."""
+        return self._done is not None or self._last_row is not None
 
     def start(self, records: int) -> None:
         """Open the first transaction. A start elsewhere than the stored position (`run
@@ -94,7 +102,7 @@ class KafkaTransactions:
 
     def row_done(self, change: RowChange, records: int) -> None:
         """Every record of `change` is produced (`records`: the count of all produced)."""
-        self._done = RowRef(change.file, change.pos, change.row)
+        self._last_row = change  # (a reference: the position is built when committed)
         if records - self._records_at_open >= self.split_records:
             self.splits += 1
             log.info(
@@ -108,7 +116,7 @@ class KafkaTransactions:
     def boundary(self, position: BinlogPosition, records: int) -> None:
         """A MySQL transaction ended at `position`."""
         self._boundary = position
-        self._done = None
+        self._done = self._last_row = None
         self._records_at_boundary = records
         if (
             records - self._records_at_open >= self.max_records
@@ -125,7 +133,7 @@ class KafkaTransactions:
         age = self._clock() - self._opened_at
         if age < self.interval:
             return
-        between = self._done is None and records == self._records_at_boundary
+        between = not self._inside and records == self._records_at_boundary
         if between and (records > self._records_at_open or self.position != self.committed):
             self._commit(records)
         elif not between and age >= self.max_open:
