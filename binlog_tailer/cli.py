@@ -191,6 +191,11 @@ def _run(settings: Settings, start: str | None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    try:
+        pipeline.prepare()  # exactly-once: the start position is committed before streaming
+    except BaseException:
+        source.close()
+        raise
     log.info(
         "binlog-tailer %s: streaming from %s (%s), include=%s exclude=%s",
         __version__,

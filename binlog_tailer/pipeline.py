@@ -57,6 +57,7 @@ class Pipeline:
         self.dead_letters = dead_letters  # None: a bad record stops the service
         # Exactly-once: positions are committed in Kafka transactions, not by the store
         self.transactions = transactions
+        self._prepared = False
         self.saved: BinlogPosition | None = None
         self._last_save = 0.0
         self.rows = 0
@@ -89,10 +90,17 @@ class Pipeline:
             raise
         self._drain(report=True)
 
+    def prepare(self) -> None:
+        """Exactly-once: open the first Kafka transaction, committing the start position
+        first when it is not the stored one (done by `run` when not called before)."""
+        if self.transactions is not None and not self._prepared:
+            self.transactions.start(self.records)
+            self._prepared = True
+
     def _run_transactions(self, txns: KafkaTransactions) -> None:
         """Exactly-once: what an error interrupts is aborted, never partly visible; the last
         committed position stays."""
-        txns.start(self.records)
+        self.prepare()
         try:
             self._loop()
             txns.commit_now(self.records)  # the source ended at a MySQL commit
