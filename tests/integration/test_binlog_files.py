@@ -43,7 +43,7 @@ def test_files_written_with_and_without_checksums_are_read_live_and_replayed_exa
         return [(v["after"]["id"], v["after"]["v"]) for v in (json.loads(m.value()) for m in msgs)]
 
     file, pos, _ = master_position(stack)
-    tailer.wait_checkpoint_at_least(file, pos)
+    tailer.wait_checkpoint_at_least(file, pos, timeout=120)  # a loaded server (500k-row tests)
     assert tailer.stop() == 0, tailer.log()
     assert published() == expected
     assert "checksum" not in tailer.log()  # no event was taken for a damaged one
@@ -51,7 +51,7 @@ def test_files_written_with_and_without_checksums_are_read_live_and_replayed_exa
     tailer.topic_prefix += "_again"
     tailer.env["BINLOG_TAILER_CAPTURE__TOPIC_PREFIX"] = tailer.topic_prefix
     tailer.start("--from", f"{begin_file}:{begin_pos}")
-    tailer.wait_checkpoint_at_least(file, pos)
+    tailer.wait_checkpoint_at_least(file, pos, timeout=120)  # a loaded server (500k-row tests)
     assert tailer.stop() == 0, tailer.log()
     assert published() == expected
     assert "checksum" not in tailer.log()
