@@ -14,12 +14,17 @@ import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from binlog_tailer import __version__
 from binlog_tailer.checkpoint import CheckpointStore
 from binlog_tailer.errors import BinlogTailerError, ConfigError
 from binlog_tailer.position import BinlogPosition, parse_position
 from binlog_tailer.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from binlog_tailer.pipeline import Pipeline
+    from binlog_tailer.source import BinlogSource
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -159,6 +164,22 @@ def _server_ready(settings: Settings) -> bool:
     return not failed
 
 
+def _stop_on_signals(source: BinlogSource, pipeline: Pipeline) -> None:
+    """SIGTERM/SIGINT: drain and checkpoint; a second one: exit at once."""
+    signals = {"n": 0}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        signals["n"] += 1
+        if signals["n"] > 1:
+            os._exit(130)  # second signal: stop now, the checkpoint is still consistent
+        log.info("%s: draining and checkpointing", signal.Signals(signum).name)
+        source.stop()  # ends the stream at the next transaction boundary
+        pipeline.stop()  # unless Kafka's full queue holds that up: then at once
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
 def _run(settings: Settings, start: str | None) -> int:
     from binlog_tailer.service import build, new_publisher
 
@@ -179,18 +200,7 @@ def _run(settings: Settings, start: str | None) -> int:
         # commits it in a first Kafka transaction of its own.)
         store.save(position)
     pipeline, source = build(settings, position, store, publisher, stored)
-    signals = {"n": 0}
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        signals["n"] += 1
-        if signals["n"] > 1:
-            os._exit(130)  # second signal: stop now, the checkpoint is still consistent
-        log.info("%s: draining and checkpointing", signal.Signals(signum).name)
-        source.stop()  # ends the stream at the next transaction boundary
-        pipeline.stop()  # unless Kafka's full queue holds that up: then at once
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    _stop_on_signals(source, pipeline)
     try:
         pipeline.prepare()  # exactly-once: the start position is committed before streaming
     except BaseException:

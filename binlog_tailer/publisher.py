@@ -159,19 +159,7 @@ class KafkaPublisher:
         """Hand `record` to the producer. While its local queue is full (Kafka slower than the
         binlog), wait for room, serving delivery reports; `give_up` (a stop was requested) ends
         that wait with PublishInterrupted, the record not sent."""
-        if record.topic not in self._limits:
-            self._learn_limit(record.topic)
-        if self.transactional and _record_bytes(record) > self._fit[record.topic]:
-            raise RecordRejected(self._too_large(record), record, seq)
-        if record.key is None and record.topic in self._compacted:
-            # A broker refuses it for its whole batch (INVALID_RECORD): refuse it alone, here.
-            raise RecordRejected(
-                f"topic {record.topic!r} is compacted (cleanup.policy=compact) and takes no"
-                " record without a key (a table without a primary key?): route it to another"
-                " topic or give the table a primary key",
-                record,
-                seq,
-            )
+        self._refuse_locally(record, seq)
         batch_bytes = self._batch_bytes  # as the producer taking this record batches
 
         def delivered(err: KafkaError | None, msg: Any) -> None:
@@ -217,6 +205,22 @@ class KafkaPublisher:
                 raise PublishError(
                     f"cannot produce to topic {record.topic!r}: {_describe(exc)}"
                 ) from exc
+
+    def _refuse_locally(self, record: Record, seq: int) -> None:
+        """RecordRejected for a record a broker would refuse with others around it."""
+        if record.topic not in self._limits:
+            self._learn_limit(record.topic)
+        if self.transactional and _record_bytes(record) > self._fit[record.topic]:
+            raise RecordRejected(self._too_large(record), record, seq)
+        if record.key is None and record.topic in self._compacted:
+            # A broker refuses it for its whole batch (INVALID_RECORD): refuse it alone, here.
+            raise RecordRejected(
+                f"topic {record.topic!r} is compacted (cleanup.policy=compact) and takes no"
+                " record without a key (a table without a primary key?): route it to another"
+                " topic or give the table a primary key",
+                record,
+                seq,
+            )
 
     def _fits(self, topic: str) -> int:
         """The most bytes (uncompressed, framing aside) of a record sure to fit `topic`."""
