@@ -12,6 +12,10 @@ BT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 : "${BT_MARIADB11_SUITE:=trixie}"                       # the Debian suite it comes from
 : "${BT_KAFKA_PORT:=19092}"
 : "${BT_KAFKA_CONTROLLER_PORT:=19093}"
+: "${BT_KAFKA_SSL_PORT:=19094}"                         # TLS listener (advertised as localhost)
+: "${BT_KAFKA_SASL_PORT:=19095}"                        # SASL_SSL listener, SCRAM-SHA-512
+: "${BT_KAFKA_SASL_USER:=bt_sasl}"
+: "${BT_KAFKA_SASL_PASSWORD:=bt_sasl_pw}"
 : "${BT_MYSQL_ADMIN_USER:=bt_admin}"
 : "${BT_MYSQL_ADMIN_PASSWORD:=bt_admin_pw}"
 : "${BT_MYSQL_CDC_USER:=bt_cdc}"
@@ -25,9 +29,10 @@ MARIADB11_DIR=$BT_STACK_DIR/mariadb11
 MARIADB11_ROOTFS=$BT_CACHE_DIR/rootfs/mariadb-$BT_MARIADB11_SUITE
 KAFKA_DIR=$BT_STACK_DIR/kafka
 KAFKA_JARS=$BT_CACHE_DIR/kafka-$KAFKA_VERSION
+TLS_DIR=$BT_STACK_DIR/tls                               # test CA and server certificate
 export BT_ROOT BT_STACK_DIR BT_CACHE_DIR BT_SERVERS BT_SERVER BT_MARIADB_PORT BT_MYSQL_PORT \
-  BT_MARIADB11_PORT BT_KAFKA_PORT \
-  BT_KAFKA_CONTROLLER_PORT BT_MYSQL_ADMIN_USER BT_MYSQL_ADMIN_PASSWORD BT_MYSQL_CDC_USER \
+  BT_MARIADB11_PORT BT_KAFKA_PORT BT_KAFKA_SSL_PORT BT_KAFKA_SASL_PORT BT_KAFKA_SASL_USER \
+  BT_KAFKA_SASL_PASSWORD BT_KAFKA_CONTROLLER_PORT BT_MYSQL_ADMIN_USER BT_MYSQL_ADMIN_PASSWORD BT_MYSQL_CDC_USER \
   BT_MYSQL_CDC_PASSWORD
 
 say() { printf '%s\n' "$*" >&2; }
@@ -67,4 +72,25 @@ wait_for() {
     [ $SECONDS -lt $deadline ] || return 1
     sleep 0.2
   done
+}
+
+# stop_pidfile NAME PIDFILE PORT: stop the process PIDFILE names (TERM, then KILL after 60 s).
+stop_pidfile() {
+  local name=$1 pidfile=$2 port=$3
+  if ! pid_alive "$pidfile"; then
+    say "$name not running"
+    rm -f "$pidfile"
+    return
+  fi
+  local pid
+  pid=$(cat "$pidfile")
+  kill -TERM "$pid"
+  if ! wait_for 60 "$name" eval "! kill -0 $pid 2>/dev/null"; then
+    say "$name did not stop within 60 s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_for 10 "$name" eval "! kill -0 $pid 2>/dev/null" || die "could not stop $name (pid $pid)"
+  fi
+  wait_for 10 "$name port" eval "! port_open $port" || true
+  rm -f "$pidfile"
+  say "$name stopped"
 }
