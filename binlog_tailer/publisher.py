@@ -21,8 +21,9 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from binlog_tailer.errors import PublishError, PublishInterrupted, RecordRejected
+from binlog_tailer.kafka_client import kafka_connection, redact, security_failure
 from binlog_tailer.model import Record
-from binlog_tailer.settings import KafkaSettings, is_secret
+from binlog_tailer.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def _never() -> bool:
 
 def producer_config(s: KafkaSettings) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "bootstrap.servers": s.bootstrap_servers,
+        **kafka_connection(s),
         # Idempotence gives acks=all, retries without duplicates and per-partition order.
         "enable.idempotence": True,
         "acks": "all",
@@ -89,15 +90,6 @@ def connection_config(s: KafkaSettings) -> dict[str, Any]:
     return {k: v for k, v in producer_config(s).items() if k not in PRODUCER_ONLY}
 
 
-def redact(text: str, config: dict[str, Any]) -> str:
-    """`text` without the value of any secret in `config` (a SASL password, an OAuth secret),
-    for messages built from what a Kafka client reported."""
-    for key, value in config.items():
-        if is_secret(key) and isinstance(value, str) and len(value) >= 3:
-            text = text.replace(value, "***")
-    return text
-
-
 class KafkaPublisher:
     """Produces records. With a `transactional_id` (exactly-once delivery) its producer is
     transactional: `init_transactions` first, then records go between `begin` and `commit`
@@ -120,6 +112,7 @@ class KafkaPublisher:
         self._rejected: list[RecordRejected] = []
         self.transactional = transactional_id is not None
         self._name = name  # the connector's, for messages
+        self._quiet = False  # while checking reachability: no warning per broker error
         self._config = producer_config(settings) | {"error_cb": self._on_error}
         if transactional_id is not None:
             self._config |= {
@@ -143,17 +136,31 @@ class KafkaPublisher:
             self._producer = Producer(self._config)
         except KafkaException as exc:
             raise PublishError(
-                f"invalid Kafka producer settings: {redact(str(exc), settings.producer)}"
+                f"invalid Kafka producer settings: {redact(str(exc), settings)}"
             ) from exc
 
     def check_reachable(self, timeout: float = 10.0) -> None:
+        """Kafka answers. A refused TLS handshake or SASL login fails at once, with its cause
+        (librdkafka only tells it to the error callback, and retries forever)."""
+        deadline = time.monotonic() + timeout
+        self._quiet = True
         try:
-            self._producer.list_topics(timeout=timeout)
-        except KafkaException as exc:
-            raise PublishError(
-                f"Kafka at {self.settings.bootstrap_servers} is not reachable within {timeout:.0f}s"
-                f" ({_describe(exc)}): check kafka.bootstrap_servers"
-            ) from exc
+            while True:
+                try:
+                    self._producer.list_topics(timeout=min(1.0, deadline - time.monotonic()))
+                    return
+                except KafkaException as exc:
+                    self._serve(0)  # the error callback: a security failure becomes _failure
+                    if self._failure is not None:
+                        raise self._failure from exc
+                    if time.monotonic() >= deadline - 0.05:
+                        raise PublishError(
+                            f"Kafka at {self.settings.bootstrap_servers} is not reachable within"
+                            f" {timeout:.0f}s ({redact(_describe(exc), self.settings)}): check"
+                            " kafka.bootstrap_servers"
+                        ) from exc
+        finally:
+            self._quiet = False
 
     def publish(self, record: Record, seq: int, give_up: Callable[[], bool] = _never) -> None:
         """Hand `record` to the producer. While its local queue is full (Kafka slower than the
@@ -317,7 +324,7 @@ class KafkaPublisher:
         fatal = self._fatal_failure()
         if fatal is not None:
             return str(fatal)
-        return f"Kafka: cannot {what}: {redact(_describe(exc), self.settings.producer)}"
+        return f"Kafka: cannot {what}: {redact(_describe(exc), self.settings)}"
 
     def _fatal_failure(self) -> PublishError | None:
         """The fatal error of the producer (fenced, ...) behind a failed call, if any.
@@ -488,8 +495,11 @@ class KafkaPublisher:
                 text = self._fenced(err) if fenced else f"fatal Kafka producer error: {err.str()}"
                 self._failure = PublishError(text)
                 self._fatal = True
-        else:
-            log.warning("Kafka: %s", err.str())
+        elif (refused := security_failure(err, self.settings)) is not None:
+            if self._failure is None:  # stop: retrying would not help
+                self._failure = PublishError(refused)
+        elif not self._quiet:
+            log.warning("Kafka: %s", redact(err.str(), self.settings))
 
 
 # Errors about one record itself: other records still go through.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from binlog_tailer.position import BinlogPosition, MariadbGtidPos, MysqlGtidSet
 from binlog_tailer.settings import MysqlSettings
 
 ACCESS_DENIED = 1045
+SSL_CONNECTION_ERROR = 2026  # PyMySQL: TLS required, the server does not offer it
 # unreachable, or busy for now: too many connections (1040), shutting down (1053), connection
 # killed (MariaDB 1927), socket (2002), server gone or lost (2003, 2005, 2006, 2013)
 CANNOT_CONNECT = (1040, 1053, 1927, 2002, 2003, 2005, 2006, 2013)
@@ -21,6 +23,7 @@ PRIVILEGE_DENIED = (1227, 1142, 1044, 1370)
 
 
 def connection_kwargs(s: MysqlSettings) -> dict[str, object]:
+    """PyMySQL's arguments for every connection to the server, the replication one included."""
     return {
         "host": s.host,
         "port": s.port,
@@ -28,14 +31,67 @@ def connection_kwargs(s: MysqlSettings) -> dict[str, object]:
         "password": s.password.get_secret_value(),
         "connect_timeout": s.connect_timeout_seconds,
         "charset": "utf8mb4",
+        **tls_kwargs(s),
     }
+
+
+def tls_kwargs(s: MysqlSettings) -> dict[str, object]:
+    """mysql.ssl_mode as PyMySQL's arguments. Without any, PyMySQL (1.2+) uses TLS when the
+    server offers it (preferred); with a context it refuses a server that does not."""
+    if s.ssl_mode == "disabled":
+        return {"ssl_disabled": True}
+    if s.ssl_mode == "preferred":
+        return {}
+    verify = s.ssl_mode.startswith("verify_")
+    ctx = ssl.create_default_context(cafile=str(s.ssl_ca) if s.ssl_ca else None)
+    ctx.check_hostname = s.ssl_mode == "verify_identity"
+    ctx.verify_mode = ssl.CERT_REQUIRED if verify else ssl.CERT_NONE
+    if s.ssl_cert is not None:
+        ctx.load_cert_chain(str(s.ssl_cert), str(s.ssl_key) if s.ssl_key else None)
+    return {"ssl": ctx}
+
+
+def require_tls(conn: pymysql.Connection, s: MysqlSettings) -> None:
+    """Under ssl_mode required and stricter, refuse a connection that is not encrypted (a
+    PyMySQL that sent the credentials in plaintext to a server not offering TLS)."""
+    if s.ssl_mode in ("disabled", "preferred") or isinstance(conn._sock, ssl.SSLSocket):
+        return
+    conn.close()
+    raise SourceError(_no_tls(s))
+
+
+def _tls_failure(exc: ssl.SSLError, s: MysqlSettings) -> str:
+    where = f"TLS to MySQL at {s.host}:{s.port} failed"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        reason = exc.verify_message or str(exc)
+        if "hostname" in reason.lower() or "ip address mismatch" in reason.lower():
+            return (
+                f"{where}: the server's certificate does not name {s.host!r} ({reason}):"
+                " connect by a name the certificate has (mysql.host) or use"
+                " mysql.ssl_mode = verify_ca"
+            )
+        return (
+            f"{where}: the server's certificate is not trusted ({reason}): set mysql.ssl_ca"
+            " to the CA that signed it"
+        )
+    return f"{where}: {exc.reason or exc}: check the server's TLS setup and mysql.ssl_*"
+
+
+def _no_tls(s: MysqlSettings) -> str:
+    return (
+        f"MySQL at {s.host}:{s.port} does not offer TLS, and mysql.ssl_mode = {s.ssl_mode}"
+        " refuses plaintext: give the server a certificate (ssl_cert, ssl_key) or lower"
+        " mysql.ssl_mode"
+    )
 
 
 def connect(s: MysqlSettings) -> pymysql.Connection:
     try:
-        return pymysql.connect(**connection_kwargs(s), autocommit=True)  # type: ignore[arg-type]
+        conn = pymysql.connect(**connection_kwargs(s), autocommit=True)  # type: ignore[arg-type]
     except pymysql.err.OperationalError as exc:
         raise translate(exc, s) from exc
+    require_tls(conn, s)
+    return conn
 
 
 def translate(exc: pymysql.err.MySQLError, s: MysqlSettings) -> SourceError:
@@ -44,7 +100,13 @@ def translate(exc: pymysql.err.MySQLError, s: MysqlSettings) -> SourceError:
     if code == ACCESS_DENIED:
         return SourceError(
             f"{where} refused user {s.user!r} (access denied): check mysql.user / mysql.password"
+            + (" (and whether the user must connect over TLS)" if s.ssl_mode == "disabled" else "")
         )
+    if code == SSL_CONNECTION_ERROR:
+        return SourceError(_no_tls(s))
+    tls_failure = getattr(exc, "original_exception", None)
+    if isinstance(tls_failure, ssl.SSLError):  # not transient: never retried
+        return SourceError(_tls_failure(tls_failure, s))
     if code in CANNOT_CONNECT:
         return SourceUnavailable(f"cannot reach {where}: {exc.args[-1]}")
     return SourceError(f"{where}: {exc.args[-1] if exc.args else exc}")

@@ -39,6 +39,12 @@ def _split_commas(value: Any) -> Any:
     return value
 
 
+def _existing_file(value: Path | None) -> Path | None:
+    if value is not None and not value.is_file():
+        raise ValueError(f"no such file: {value}")
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -61,6 +67,32 @@ class MysqlSettings(_Section):
     reconnect_timeout_seconds: float = Field(
         300.0, ge=0, description="give up when the server stays unreachable this long"
     )
+    ssl_mode: Literal["disabled", "preferred", "required", "verify_ca", "verify_identity"] = Field(
+        "preferred",
+        description="TLS as the mysql client's --ssl-mode: preferred uses it when the server"
+        " offers it; required and stricter never fall back to plaintext",
+    )
+    ssl_ca: Path | None = Field(None, description="CA certificates (PEM) that verify the server")
+    ssl_cert: Path | None = Field(None, description="client certificate (PEM)")
+    ssl_key: Path | None = Field(None, description="the client certificate's private key (PEM)")
+
+    _files = field_validator("ssl_ca", "ssl_cert", "ssl_key")(_existing_file)
+
+    @model_validator(mode="after")
+    def _tls_consistent(self) -> MysqlSettings:
+        if (self.ssl_cert is None) != (self.ssl_key is None):
+            raise ValueError("mysql.ssl_cert and mysql.ssl_key go together: set both or neither")
+        unused = []
+        if self.ssl_ca is not None and not self.ssl_mode.startswith("verify_"):
+            unused.append(("mysql.ssl_ca", "verify_identity or verify_ca"))
+        if self.ssl_cert is not None and self.ssl_mode in ("disabled", "preferred"):
+            unused.append(("mysql.ssl_cert", "verify_identity, verify_ca or required"))
+        for name, modes in unused:
+            raise ValueError(
+                f"{name} is not used under mysql.ssl_mode = {self.ssl_mode}: set ssl_mode to"
+                f" {modes} [env {ENV_PREFIX}MYSQL__SSL_MODE]"
+            )
+        return self
 
 
 _PRODUCER_GUARANTEES = {
@@ -74,6 +106,28 @@ _PRODUCER_GUARANTEES = {
 
 _PRODUCER_RESERVED = frozenset({"transactional.id", "transaction.timeout.ms"})
 
+# librdkafka properties (aliases too) of the kafka settings that have them
+KAFKA_FIRST_CLASS = {
+    "bootstrap.servers": "bootstrap_servers",
+    "metadata.broker.list": "bootstrap_servers",
+    "security.protocol": "security_protocol",
+    "ssl.ca.location": "ssl_ca_location",
+    "ssl.certificate.location": "ssl_certificate_location",
+    "ssl.key.location": "ssl_key_location",
+    "ssl.key.password": "ssl_key_password",
+    "ssl.endpoint.identification.algorithm": "ssl_endpoint_identification",
+    "sasl.mechanism": "sasl_mechanism",
+    "sasl.mechanisms": "sasl_mechanism",
+    "sasl.username": "sasl_username",
+    "sasl.password": "sasl_password",
+}
+_KAFKA_TLS_FIELDS = (
+    "ssl_ca_location",
+    "ssl_certificate_location",
+    "ssl_key_location",
+    "ssl_key_password",
+)
+
 
 class KafkaSettings(_Section):
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -83,16 +137,68 @@ class KafkaSettings(_Section):
     max_buffered_kbytes: int = Field(
         65_536, ge=1024, description="record bytes waiting for Kafka before reading pauses"
     )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    ssl_ca_location: Path | None = Field(
+        None, description="CA certificates (PEM) that verify the brokers (default: the system's)"
+    )
+    ssl_certificate_location: Path | None = Field(None, description="client certificate (PEM)")
+    ssl_key_location: Path | None = Field(None, description="its private key (PEM)")
+    ssl_key_password: SecretStr | None = None
+    ssl_endpoint_identification: Literal["https", "none"] = Field(
+        "https", description="https: a broker's certificate must name the host connected to"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
     producer: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="extra librdkafka producer settings"
     )
+
+    _files = field_validator("ssl_ca_location", "ssl_certificate_location", "ssl_key_location")(
+        _existing_file
+    )
+
+    @model_validator(mode="after")
+    def _security_consistent(self) -> KafkaSettings:
+        protocol = self.security_protocol
+        if protocol.startswith("SASL_"):
+            missing = [
+                f"kafka.{name}"
+                for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"kafka.security_protocol = {protocol} needs {', '.join(missing)}"
+                    f" [env {ENV_PREFIX}KAFKA__SASL_MECHANISM, ...]"
+                )
+        elif self.sasl_mechanism or self.sasl_username or self.sasl_password:
+            raise ValueError(
+                f"kafka.sasl_* settings are not used under kafka.security_protocol = {protocol}:"
+                " set it to SASL_SSL (or SASL_PLAINTEXT)"
+                f" [env {ENV_PREFIX}KAFKA__SECURITY_PROTOCOL]"
+            )
+        tls = [n for n in _KAFKA_TLS_FIELDS if getattr(self, n) is not None]
+        if tls and not protocol.endswith("SSL"):
+            raise ValueError(
+                f"kafka.{tls[0]} is not used under kafka.security_protocol = {protocol}: set it"
+                f" to SSL or SASL_SSL [env {ENV_PREFIX}KAFKA__SECURITY_PROTOCOL]"
+            )
+        return self
 
     @field_validator("producer")
     @classmethod
     def _keeps_the_guarantees(
         cls, v: dict[str, str | int | float | bool]
     ) -> dict[str, str | int | float | bool]:
-        """Settings that would silently give up per-key order or acknowledged delivery."""
+        """Settings that would silently give up per-key order or acknowledged delivery, or
+        that a setting of its own already has."""
+        for key in v:
+            if key in KAFKA_FIRST_CLASS:
+                raise ValueError(
+                    f"{key} has a setting of its own: use kafka.{KAFKA_FIRST_CLASS[key]}"
+                    f" [env {ENV_PREFIX}KAFKA__{KAFKA_FIRST_CLASS[key].upper()}]"
+                )
         for key in _PRODUCER_RESERVED.intersection(v):
             raise ValueError(
                 f"{key} is set by binlog-tailer (delivery = exactly_once; see the exactly_once"

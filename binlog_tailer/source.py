@@ -55,6 +55,7 @@ from binlog_tailer.server import (
     collation_charsets,
     connect,
     connection_kwargs,
+    require_tls,
     server_info,
     translate,
 )
@@ -229,7 +230,13 @@ class BinlogSource:
             self._file = self._resume.file
             self._gtid_state = self._resume.gtid
             self._by_id.clear()
-            conn = BinlogConnection(kwargs, s.server_id, s.heartbeat_seconds, self.is_mariadb)
+            conn = BinlogConnection(
+                kwargs,
+                s.server_id,
+                s.heartbeat_seconds,
+                self.is_mariadb,
+                on_connect=lambda c: require_tls(c, s),
+            )
             self._conn = conn
             conn.open(self._resume)
             # the first packet tells whether the server accepted the position

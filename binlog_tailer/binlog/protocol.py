@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import pymysql
@@ -44,8 +45,10 @@ class BinlogConnection:
         server_id: int,
         heartbeat_seconds: float,
         is_mariadb: bool,
+        on_connect: Callable[[pymysql.Connection], None] = lambda conn: None,
     ) -> None:
         self.connect_kwargs = connect_kwargs
+        self.on_connect = on_connect  # e.g. refuses a connection that is not encrypted
         self.server_id = server_id
         self.heartbeat_seconds = heartbeat_seconds
         self.is_mariadb = is_mariadb
@@ -56,6 +59,7 @@ class BinlogConnection:
     def open(self, start: BinlogPosition) -> None:
         conn = _Connection(**self.connect_kwargs, autocommit=True)  # type: ignore[arg-type]
         self._conn = conn
+        self.on_connect(conn)
         with conn.cursor() as cur:
             cur.execute("SELECT @@GLOBAL.binlog_checksum")
             (checksum,) = cur.fetchone()

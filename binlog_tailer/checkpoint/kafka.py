@@ -39,9 +39,10 @@ from binlog_tailer.checkpoint.records import (
     offset_tombstone,
 )
 from binlog_tailer.errors import CheckpointError
+from binlog_tailer.kafka_client import redact, security_failure
 from binlog_tailer.model import Record
 from binlog_tailer.position import BinlogPosition
-from binlog_tailer.publisher import connection_config, producer_config, redact
+from binlog_tailer.publisher import connection_config, producer_config
 from binlog_tailer.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class KafkaCheckpointStore:
         self._admin: AdminClient | None = None
         self._producer: Producer | None = None
         self._fatal: str | None = None
+        self._refused: str | None = None  # the cluster refused our TLS or SASL
         self._ready = False  # the topic exists and is fit for offsets
 
     def describe(self) -> str:
@@ -165,10 +167,14 @@ class KafkaCheckpointStore:
     def _inspect(self, deadline: float) -> tuple[int, TopicState | None]:
         """(number of brokers, the topic's state or None when it does not exist)."""
         admin = self._admin_client()
-        try:
-            meta = admin.list_topics(topic=self.topic, timeout=_left(deadline))
-        except KafkaException as exc:
-            raise CheckpointError(self._unreachable(exc)) from exc
+        while True:  # in slices: a refused TLS handshake or SASL login fails at once
+            try:
+                meta = admin.list_topics(topic=self.topic, timeout=min(1.0, _left(deadline)))
+                break
+            except KafkaException as exc:
+                admin.poll(0)  # the error callback
+                if self._refused is not None or time.monotonic() >= deadline - 0.05:
+                    raise CheckpointError(self._unreachable(exc)) from exc
         found = meta.topics.get(self.topic)
         err = found.error if found is not None else None
         if found is None or (err is not None and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
@@ -348,14 +354,18 @@ class KafkaCheckpointStore:
     def _on_error(self, err: KafkaError) -> None:
         if err.fatal():
             self._fatal = err.str()
+        elif (refused := security_failure(err, self.kafka)) is not None:
+            self._refused = refused
         else:
             log.debug("Kafka (offsets): %s", self._text(err.str()))
 
     def _text(self, exc: KafkaException | str) -> str:
         err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else exc
-        return redact(err.str() if isinstance(err, KafkaError) else str(err), self.kafka.producer)
+        return redact(err.str() if isinstance(err, KafkaError) else str(err), self.kafka)
 
     def _unreachable(self, exc: KafkaException) -> str:
+        if self._refused is not None:
+            return f"{self._refused} (the position is in topic {self.topic})"
         return (
             f"Kafka at {self.kafka.bootstrap_servers} is not reachable within {self.timeout:g}s"
             f" ({self._text(exc)}): the position is in topic {self.topic}; check"

@@ -242,14 +242,12 @@ def test_unreachable_kafka_store_stops_run_in_bounded_time_without_secrets(taile
     tailer.use_kafka_store("binlog-tailer.offsets")
     tailer.env["BINLOG_TAILER_KAFKA__BOOTSTRAP_SERVERS"] = f"127.0.0.1:{port}"
     tailer.env["BINLOG_TAILER_CHECKPOINT__TIMEOUT_SECONDS"] = "2"
-    tailer.env["BINLOG_TAILER_KAFKA__PRODUCER"] = json.dumps(
-        {
-            "security.protocol": "SASL_PLAINTEXT",
-            "sasl.mechanism": "PLAIN",
-            "sasl.username": "cdc",
-            "sasl.password": "pw-hunter2-kafka",
-        }
-    )
+    tailer.env |= {
+        "BINLOG_TAILER_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "BINLOG_TAILER_KAFKA__SASL_MECHANISM": "PLAIN",
+        "BINLOG_TAILER_KAFKA__SASL_USERNAME": "cdc",
+        "BINLOG_TAILER_KAFKA__SASL_PASSWORD": "pw-hunter2-kafka",
+    }
     for args in (("run",), ("offsets", "show")):
         r = tailer.cli(*args, timeout=20)
         assert r.returncode == 1, r.stderr

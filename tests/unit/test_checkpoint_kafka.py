@@ -22,8 +22,9 @@ from binlog_tailer.checkpoint.records import (
     offset_tombstone,
 )
 from binlog_tailer.errors import CheckpointError, ConfigError
+from binlog_tailer.kafka_client import redact
 from binlog_tailer.position import BinlogPosition, MariadbGtidPos, MysqlGtidSet
-from binlog_tailer.publisher import connection_config, producer_config, redact
+from binlog_tailer.publisher import connection_config, producer_config
 from binlog_tailer.settings import KafkaSettings, load_settings
 
 P1 = BinlogPosition("binlog.000001", 1234, MariadbGtidPos.parse("0-1-9,1-2-7"))
@@ -147,14 +148,11 @@ def test_a_new_topic_is_compacted_and_replicated_as_the_cluster_allows(
 def test_connection_settings_are_the_producers_without_producer_only_ones():
     kafka = KafkaSettings(
         bootstrap_servers="k1:9092,k2:9092",
-        producer={
-            "security.protocol": "SASL_SSL",
-            "sasl.mechanism": "SCRAM-SHA-512",
-            "sasl.username": "cdc",
-            "sasl.password": "s3cret-pw",
-            "compression.type": "zstd",
-            "batch.size": 100_000,
-        },
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="cdc",
+        sasl_password="s3cret-pw",
+        producer={"compression.type": "zstd", "batch.size": 100_000},
     )
     conn = connection_config(kafka)
     assert conn["bootstrap.servers"] == "k1:9092,k2:9092"
@@ -166,10 +164,16 @@ def test_connection_settings_are_the_producers_without_producer_only_ones():
 
 
 def test_redact_hides_secret_values_only():
-    config = {"sasl.password": "s3cret-pw", "sasl.username": "cdc-user", "acks": "all"}
-    text = redact("auth failed for cdc-user with s3cret-pw (acks all)", config)
-    assert "s3cret-pw" not in text and "cdc-user" not in text
-    assert "acks all" in text
+    kafka = KafkaSettings(
+        security_protocol="SASL_SSL",
+        sasl_mechanism="PLAIN",
+        sasl_username="cdc-user",
+        sasl_password="s3cret-pw",
+        producer={"sasl.oauthbearer.client.secret": "oauth-s3cret", "acks": "all"},
+    )
+    text = redact("auth failed for cdc-user with s3cret-pw, oauth-s3cret (acks all)", kafka)
+    assert "s3cret-pw" not in text and "oauth-s3cret" not in text
+    assert "acks all" in text and "cdc-user" in text
 
 
 def test_the_name_defaults_to_the_topic_prefix():
@@ -221,12 +225,10 @@ def _free_port() -> int:
 def test_unreachable_kafka_is_a_clear_error_within_the_timeout_and_no_secret(action):
     kafka = KafkaSettings(
         bootstrap_servers=f"127.0.0.1:{_free_port()}",
-        producer={
-            "security.protocol": "SASL_PLAINTEXT",
-            "sasl.mechanism": "PLAIN",
-            "sasl.username": "cdc",
-            "sasl.password": "hunter2-s3cret",
-        },
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="PLAIN",
+        sasl_username="cdc",
+        sasl_password="hunter2-s3cret",
     )
     store = KafkaCheckpointStore(kafka, "offsets", "n", timeout=1.0)
     t0 = time.monotonic()
