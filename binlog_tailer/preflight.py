@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 
 import pymysql
@@ -49,11 +50,13 @@ def run_checks(settings: Settings, store: CheckpointStore) -> list[Finding]:
             Finding(
                 False,
                 f"connect to MySQL at {s.host}:{s.port} as {s.user!r}: {exc}",
-                "check mysql.host, mysql.port, mysql.user, mysql.password",
+                "check mysql.host, mysql.port, mysql.user, mysql.password"
+                + (", mysql.ssl_mode, mysql.ssl_ca" if "TLS" in str(exc) else ""),
             )
         )
     else:
         with conn:
+            out.append(_tls_finding(conn, settings))
             try:
                 out += _server_checks(conn, settings, stored)
             except BinlogTailerError as exc:  # e.g. a privilege the user lacks
@@ -61,6 +64,19 @@ def run_checks(settings: Settings, store: CheckpointStore) -> list[Finding]:
     out.append(_kafka_check(settings))
     out.append(store_finding)
     return out
+
+
+def _tls_finding(conn: pymysql.Connection, settings: Settings) -> Finding:
+    sock = conn._sock
+    mode = settings.mysql.ssl_mode
+    if isinstance(sock, ssl.SSLSocket):
+        cipher = sock.cipher()
+        return Finding(
+            True,
+            f"MySQL connection encrypted ({sock.version()}, {cipher[0] if cipher else '?'};"
+            f" mysql.ssl_mode = {mode})",
+        )
+    return Finding(True, f"MySQL connection NOT encrypted (mysql.ssl_mode = {mode})")
 
 
 def _store_check(store: CheckpointStore) -> tuple[BinlogPosition | None, Finding]:
@@ -216,7 +232,10 @@ def _kafka_check(settings: Settings) -> Finding:
     try:
         KafkaPublisher(settings.kafka, on_ack=lambda seq: None).check_reachable()
     except BinlogTailerError as exc:
-        return Finding(False, str(exc), "start the broker or fix kafka.bootstrap_servers")
+        refused = "TLS" in str(exc) or "SASL" in str(exc)  # the line names the settings
+        return Finding(
+            False, str(exc), "" if refused else "start the broker or fix kafka.bootstrap_servers"
+        )
     if settings.delivery == "exactly_once":
         return _transactions_check(settings)
     return Finding(True, f"Kafka reachable at {settings.kafka.bootstrap_servers}")

@@ -250,3 +250,40 @@ def last_offset_document(bootstrap: str, topic: str, name: str) -> dict | None:
         return None if last is None else json.loads(last)
     finally:
         consumer.close()
+
+
+@dataclass(frozen=True)
+class TlsFacts:
+    """The TLS and SASL side of the local stack, as scripts/dev-up wrote it to tls.env."""
+
+    servers: list[str]  # source servers with TLS (MariaDB 10.11 has none)
+    ca: str
+    other_ca: str  # a CA that signed nothing of the stack's
+    kafka_ssl: str  # bootstrap of the TLS listener (its certificate names localhost only)
+    kafka_sasl: str  # ... of the SASL_SSL one
+    sasl_mechanism: str
+    sasl_user: str
+    sasl_password: str
+
+
+def tls_facts() -> TlsFacts:
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.path.join(os.environ.get("BT_STACK_DIR", os.path.join(root, ".stack")), "tls.env")
+    if not os.path.exists(path):
+        raise AssertionError(f"no {path}: start the local stack with scripts/dev-up")
+    env: dict[str, str] = {}
+    with open(path) as f:
+        for line in f:
+            if "=" in line and not line.startswith("#"):
+                key, value = line.rstrip("\n").split("=", 1)
+                env[key] = value.strip('"')
+    return TlsFacts(
+        servers=[s for s in env["BT_TLS_SERVERS"].split() if s in SERVERS],
+        ca=env["BT_TLS_CA"],
+        other_ca=env["BT_TLS_OTHER_CA"],
+        kafka_ssl=env["BT_KAFKA_SSL_BOOTSTRAP"],
+        kafka_sasl=env["BT_KAFKA_SASL_BOOTSTRAP"],
+        sasl_mechanism=env["BT_KAFKA_SASL_MECHANISM"],
+        sasl_user=env["BT_KAFKA_SASL_USER"],
+        sasl_password=env["BT_KAFKA_SASL_PASSWORD"],
+    )
