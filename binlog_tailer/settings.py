@@ -445,16 +445,25 @@ def _describe(exc: ValidationError, config_file: str | Path | None) -> str:
             continue
         seen.add(loc)
         env = ENV_PREFIX + "__".join(fields).upper() if fields else None
+        if _is_section(fields):  # a section's own rule: its message names the settings
+            env = None
         secret = unknown or any(_SECRET.search(str(p)) for p in err["loc"])
         given = ""
         if err["type"] != "missing" and not secret and isinstance(err["input"], str | int | float):
             given = f" (got {err['input']!r})"
         where = f"  [env {env}]" if env and not unknown else ""
-        msg = err["msg"] if loc else err["msg"].removeprefix("Value error, ")  # a model's rule
+        msg = err["msg"] if loc and env else err["msg"].removeprefix("Value error, ")  # a rule
         lines.append(f"  {loc}: {msg}{given}{where}" if loc else f"  {msg}")
     if config_file is not None:
         lines.append(f"  (sources: environment, config file {config_file})")
     return "\n".join(lines)
+
+
+def _is_section(fields: list[str]) -> bool:
+    model: Any = Settings
+    for name in fields:
+        model = model.model_fields[name].annotation
+    return bool(fields) and isinstance(model, type) and issubclass(model, BaseModel)
 
 
 def _setting_path(loc: tuple[int | str, ...]) -> list[str]:
