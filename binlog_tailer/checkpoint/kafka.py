@@ -327,6 +327,8 @@ class KafkaCheckpointStore:
                 f"Kafka did not store the position in topic {self.topic}: {self._text(reason)}"
             )
         if remaining:
+            if self._refused is not None:
+                raise CheckpointError(f"{self._refused} (storing the position in {self.topic})")
             raise CheckpointError(
                 f"Kafka at {self.kafka.bootstrap_servers} did not acknowledge the position in"
                 f" topic {self.topic} within {self.timeout:g}s (checkpoint.timeout_seconds):"
