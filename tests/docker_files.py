@@ -7,6 +7,7 @@ import json
 import re
 import shlex
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -100,24 +101,28 @@ def dockerignore_allows(path: str) -> bool:
     return allowed
 
 
-def build_stage_into(root: Path, name: str) -> tuple[Path, list[str]]:
-    """Lay out what the stage's COPY instructions put in the image under `root` (standing
-    for /), from the repository through .dockerignore, in order with its RUN commands.
-    Returns the last WORKDIR (under root) and the RUN commands, in order."""
+def build_stage(root: Path, name: str, run: Callable[[str, Path, dict[str, str]], None]) -> Path:
+    """Build a stage without Docker: `root` stands for the image's /. In order, COPY puts
+    the repository's files (through .dockerignore) where the image would have them, and each
+    RUN calls `run(command, workdir, env so far)`. Returns the last WORKDIR."""
     workdir = PurePosixPath("/")
-    runs: list[str] = []
+    env_so_far: dict[str, str] = {}
     for i in stage(name):
         if i.keyword == "WORKDIR":
             workdir = workdir / i.args
+        elif i.keyword == "ENV":
+            env_so_far.update(env([i]))
         elif i.keyword == "RUN":
-            runs.append(i.args)
+            cwd = root / workdir.relative_to("/")
+            cwd.mkdir(parents=True, exist_ok=True)
+            run(i.args, cwd, dict(env_so_far))
         elif i.keyword == "COPY":
             words = [w for w in shlex.split(i.args) if not w.startswith("--")]
             *sources, dest = words
             target = root / (workdir / dest).relative_to("/")
             for source in sources:
                 _copy(source.rstrip("/"), target, into_dir=dest.endswith("/"))
-    return root / workdir.relative_to("/"), runs
+    return root / workdir.relative_to("/")
 
 
 def _copy(source: str, target: Path, into_dir: bool) -> None:
