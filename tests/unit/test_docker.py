@@ -127,13 +127,16 @@ def test_compose_services_fit_together():
     # the tailer and the example reach the servers by their service names
     assert tailer["BINLOG_TAILER_MYSQL__HOST"] in services
     assert board["BOARD_MYSQL_HOST"] == tailer["BINLOG_TAILER_MYSQL__HOST"]
-    kafka_host = tailer["BINLOG_TAILER_KAFKA__BOOTSTRAP_SERVERS"].split(":")[0]
+    bootstrap = tailer["BINLOG_TAILER_KAFKA__BOOTSTRAP_SERVERS"]
+    kafka_host = bootstrap.split(":")[0]
     assert kafka_host in services
-    assert (
-        board["BOARD_KAFKA_BOOTSTRAP_SERVERS"] == tailer["BINLOG_TAILER_KAFKA__BOOTSTRAP_SERVERS"]
-    )
-    advertised = df.service_env(services[kafka_host])["KAFKA_ADVERTISED_LISTENERS"]
-    assert f"//{tailer['BINLOG_TAILER_KAFKA__BOOTSTRAP_SERVERS']}" in advertised
+    assert board["BOARD_KAFKA_BOOTSTRAP_SERVERS"] == bootstrap
+    kafka = df.service_env(services[kafka_host])
+    assert f"//{bootstrap}" in kafka["KAFKA_ADVERTISED_LISTENERS"]
+    # KRaft, one node: the image refuses to start without a cluster id
+    assert kafka["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", kafka["CLUSTER_ID"])
+    assert kafka["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{kafka['KAFKA_NODE_ID']}@{kafka_host}:9093"
     # the CDC user has exactly the documented privileges, with the password the tailer uses
     password, grants = _sql_user(tailer["BINLOG_TAILER_MYSQL__USER"])
     assert password == tailer["BINLOG_TAILER_MYSQL__PASSWORD"]
