@@ -14,8 +14,10 @@ from binlog_tailer.acks import AckTracker
 from binlog_tailer.checkpoint import CheckpointStore
 from binlog_tailer.errors import BadRecord, PublishError, PublishInterrupted, RecordRejected
 from binlog_tailer.exactly_once import KafkaTransactions
+from binlog_tailer.heartbeat import Heartbeats
 from binlog_tailer.mapping import Mapper
 from binlog_tailer.mapping.dead_letter import DeadLetters
+from binlog_tailer.mapping.transactions import TransactionMetadata
 from binlog_tailer.model import Record, RowChange, TxnEnd
 from binlog_tailer.position import BinlogPosition
 
@@ -46,6 +48,8 @@ class Pipeline:
         drain_timeout: float = 60.0,
         dead_letters: DeadLetters | None = None,
         transactions: KafkaTransactions | None = None,
+        transaction_metadata: TransactionMetadata | None = None,
+        heartbeats: Heartbeats | None = None,
     ) -> None:
         self.source = source
         self.mapper = mapper
@@ -57,6 +61,8 @@ class Pipeline:
         self.dead_letters = dead_letters  # None: a bad record stops the service
         # Exactly-once: positions are committed in Kafka transactions, not by the store
         self.transactions = transactions
+        self.transaction_metadata = transaction_metadata  # BEGIN/END records
+        self.heartbeats = heartbeats  # records while no other is published
         self._prepared = False
         self.saved: BinlogPosition | None = None
         self._last_save = 0.0
@@ -140,18 +146,27 @@ class Pipeline:
 
     def _loop(self) -> None:
         since_poll, last_poll = 0, time.monotonic()
-        issue, publish, boundary = self.tracker.issue, self._publish, self.tracker.boundary
+        issue, publish = self.tracker.issue, self._publish
+        boundary: Callable[[BinlogPosition], None] = self.tracker.boundary
         txns = self.transactions
         if txns is not None:
 
             def boundary(position: BinlogPosition) -> None:
                 txns.boundary(position, self.records)
 
+        meta, hb = self.transaction_metadata, self.heartbeats
+        if meta is not None or hb is not None:
+            boundary = self._with_metadata(boundary)
         for item in self.source:
             if item is not None:
                 if isinstance(item, RowChange):
                     self.rows += 1
-                    for record in self._map(item):
+                    records = self._map(item)
+                    if meta is not None:
+                        begin = meta.begin()  # at the transaction's first record
+                        if begin is not None:
+                            publish(begin, issue())
+                    for record in records:
                         publish(record, issue())
                     if txns is not None:
                         txns.row_done(item, self.records)
@@ -166,7 +181,40 @@ class Pipeline:
                     continue
             since_poll, last_poll = 0, time.monotonic()
             self._poll(0)
+            if hb is not None:
+                self._heartbeat(hb, last_poll)
             self._maybe_save()
+
+    def _with_metadata(
+        self, boundary: Callable[[BinlogPosition], None]
+    ) -> Callable[[BinlogPosition], None]:
+        """`boundary` after the transaction's END record (published before its position can
+        become safe, and in the same Kafka transaction under exactly-once), keeping the last
+        boundary for heartbeats."""
+        meta, hb, issue = self.transaction_metadata, self.heartbeats, self.tracker.issue
+
+        def with_metadata(position: BinlogPosition) -> None:
+            if meta is not None:
+                end = meta.end(position)
+                if end is not None:
+                    self._publish(end, issue())
+            if hb is not None:
+                hb.position = position
+            boundary(position)
+
+        return with_metadata
+
+    def _heartbeat(self, hb: Heartbeats, now: float) -> None:
+        """A heartbeat record when due. Exactly-once: only between MySQL transactions (a
+        Kafka transaction is committed only there), and committed as records between them."""
+        txns = self.transactions
+        if txns is not None and not txns.between(self.records):
+            return
+        record = hb.tick(self.records, now)
+        if record is not None:
+            self._publish(record, self.tracker.issue())
+            if txns is not None:
+                txns.produced_between(self.records)
 
     def idle(self) -> None:
         """Serve delivery reports and store what they made safe, while the source waits (for
