@@ -362,7 +362,12 @@ def test_a_huge_transaction_is_split_bounded_in_memory_and_a_kill_9_in_it_resume
             if not (p and p.get("done")):
                 return False
             size = _topic_high_watermark(stack.kafka_bootstrap, topic)
-            return size >= min(200_000, rows * 0.6)
+            if size < min(200_000, rows * 0.6):
+                return False
+            # records in the open Kafka transaction, and far from its commit: the kill must
+            # interrupt it (a kill during its commit would let the commit complete)
+            open_records = size - _topic_high_watermark(stack.kafka_bootstrap, topic, True)
+            return 1000 <= open_records <= 30_000
 
         wait_until(split_and_in_the_middle, 300, "a split commit and part of the transaction")
         peaks.append(_peak_rss_mb(pid))
@@ -408,9 +413,17 @@ def test_a_huge_transaction_is_split_bounded_in_memory_and_a_kill_9_in_it_resume
             f.exception(timeout=30)
 
 
-def _topic_high_watermark(bootstrap: str, topic: str) -> int:
-    """Records and transaction markers, committed, aborted and open alike."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique_name("hw")})
+def _topic_high_watermark(bootstrap: str, topic: str, committed: bool = False) -> int:
+    """Records and transaction markers, committed, aborted and open alike; `committed`: up to
+    the first open transaction's first record (the last stable offset)."""
+    isolation = "read_committed" if committed else "read_uncommitted"
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": unique_name("hw"),
+            "isolation.level": isolation,
+        }
+    )
     try:
         meta = consumer.list_topics(timeout=30)
         if topic not in meta.topics:
