@@ -18,6 +18,7 @@ from binlog_tailer.mapping import Mapper
 from binlog_tailer.mapping.dead_letter import DeadLetters
 from binlog_tailer.model import Record, RowChange, TxnEnd
 from binlog_tailer.position import BinlogPosition
+from binlog_tailer.stats import PipelineStats
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,12 @@ class Pipeline:
         self._txn_records = 0  # self.records when the current transaction began
         self._stop_requested = False
         self._drain_deadline: float | None = None
+        self.stats = PipelineStats()
+
+    @property
+    def checkpoint(self) -> BinlogPosition | None:
+        """The position stored last (exactly-once: committed last); None before the first."""
+        return self.transactions.committed if self.transactions is not None else self.saved
 
     def stop(self) -> None:
         """Ask the run to end (signal-safe). The source, stopped too, ends the stream at the
@@ -120,6 +127,7 @@ class Pipeline:
     def _give_up(self) -> bool:
         """Whether a record waiting for room in Kafka's full queue gives up: once a stop is
         requested; while draining, at the drain's deadline."""
+        self.stats.touch()  # waiting for room in Kafka's queue is alive
         if self._drain_deadline is not None:
             return time.monotonic() >= self._drain_deadline
         return self._stop_requested
@@ -147,12 +155,19 @@ class Pipeline:
             def boundary(position: BinlogPosition) -> None:
                 txns.boundary(position, self.records)
 
+        by_table, new_table = self.stats.by_table, self.stats.table
+        commit_ms = 0  # of the newest row read
         for item in self.source:
             if item is not None:
                 if isinstance(item, RowChange):
                     self.rows += 1
-                    for record in self._map(item):
+                    records = self._map(item)
+                    for record in records:
                         publish(record, issue())
+                    counts = (by_table.get(item.schema) or new_table(item.schema))[item.op]
+                    counts[0] += 1
+                    counts[1] += len(records)
+                    commit_ms = item.ts_ms
                     if txns is not None:
                         txns.row_done(item, self.records)
                 else:
@@ -167,12 +182,28 @@ class Pipeline:
             since_poll, last_poll = 0, time.monotonic()
             self._poll(0)
             self._maybe_save()
+            self._mark(commit_ms)
 
     def idle(self) -> None:
         """Serve delivery reports and store what they made safe, while the source waits (for
         a server that went away): acknowledged work is checkpointed even then."""
         self._poll(0)
         self._maybe_save()
+        self._mark(0)
+
+    def _mark(self, commit_ms: int) -> None:
+        tracker = self.tracker
+        self.stats.mark(tracker.issued, commit_ms, tracker.oldest, self._caught_up())
+
+    def _caught_up(self) -> bool:
+        """Whether everything read is acknowledged and the checkpoint (exactly-once: the last
+        Kafka transaction committed) reaches it."""
+        if self.tracker.pending:
+            return False
+        txns = self.transactions
+        if txns is not None:
+            return txns.committed == txns.position
+        return self.tracker.safe == self.saved
 
     def _map(self, change: RowChange) -> list[Record]:
         try:
@@ -182,6 +213,7 @@ class Pipeline:
                 raise
             log.warning("dead letter (%s): %s", exc.reason, exc)
             self.dead_lettered += 1
+            self.stats.dead_letter(exc.reason)
             return [
                 self.dead_letters.record(
                     change, exc.reason, str(exc), exc.original, event_id=exc.event_id
@@ -211,6 +243,7 @@ class Pipeline:
             raise exc
         log.warning("dead letter (rejected by Kafka): %s", exc)
         self.dead_lettered += 1
+        self.stats.dead_letter("rejected")
         event_id = next(
             (v for k, v in record.headers if k == "event_id" and isinstance(v, str)), None
         )
