@@ -92,12 +92,14 @@ class Monitor:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop sampling; a sample still waiting for a timeout is left to end on its own (a
+        daemon thread: a stop does not wait for an unreachable server)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(self.interval + 15)
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
+            self._thread.join(2)
+            if self._thread.is_alive():
+                return
+        self._drop_connection()
 
     def _run(self) -> None:
         while not self._stop.is_set():

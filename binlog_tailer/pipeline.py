@@ -68,6 +68,7 @@ class Pipeline:
         self._stop_requested = False
         self._drain_deadline: float | None = None
         self.stats = PipelineStats()
+        self._commit_ms = 0  # when the newest row read was committed (ms)
 
     @property
     def checkpoint(self) -> BinlogPosition | None:
@@ -156,7 +157,6 @@ class Pipeline:
                 txns.boundary(position, self.records)
 
         by_table, new_table = self.stats.by_table, self.stats.table
-        commit_ms = 0  # of the newest row read
         for item in self.source:
             if item is not None:
                 if isinstance(item, RowChange):
@@ -167,7 +167,7 @@ class Pipeline:
                     counts = (by_table.get(item.schema) or new_table(item.schema))[item.op]
                     counts[0] += 1
                     counts[1] += len(records)
-                    commit_ms = item.ts_ms
+                    self._commit_ms = item.ts_ms
                     if txns is not None:
                         txns.row_done(item, self.records)
                 else:
@@ -182,18 +182,18 @@ class Pipeline:
             since_poll, last_poll = 0, time.monotonic()
             self._poll(0)
             self._maybe_save()
-            self._mark(commit_ms)
+            self._mark()
 
     def idle(self) -> None:
         """Serve delivery reports and store what they made safe, while the source waits (for
         a server that went away): acknowledged work is checkpointed even then."""
         self._poll(0)
         self._maybe_save()
-        self._mark(0)
+        self._mark()
 
-    def _mark(self, commit_ms: int) -> None:
+    def _mark(self) -> None:
         tracker = self.tracker
-        self.stats.mark(tracker.issued, commit_ms, tracker.oldest, self._caught_up())
+        self.stats.mark(tracker.issued, self._commit_ms, tracker.oldest, self._caught_up())
 
     def _caught_up(self) -> bool:
         """Whether everything read is acknowledged and the checkpoint (exactly-once: the last

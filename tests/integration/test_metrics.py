@@ -159,7 +159,8 @@ def test_readyz_turns_unready_while_mysql_is_unreachable_and_ready_when_it_retur
     stack: Stack, database: str, tailer: Tailer
 ):
     with TcpProxy(stack.mysql_port) as proxy:
-        _observed(tailer, BINLOG_TAILER_MYSQL__PORT=str(proxy.port)).start()
+        env = {"BINLOG_TAILER_MYSQL__PORT": str(proxy.port), "BINLOG_TAILER_LOG_FORMAT": "json"}
+        _observed(tailer, **env).start()
         port = _port(tailer)
         wait_until(lambda: _get(port, "/readyz")[0] == 200, 20, "ready")
         proxy.cut()
@@ -173,6 +174,9 @@ def test_readyz_turns_unready_while_mysql_is_unreachable_and_ready_when_it_retur
         wait_until(lambda: _get(port, "/readyz")[0] == 200, 30, "ready after the server returned")
     assert _value(_metrics(port), "binlog_tailer_reconnects_total") >= 1
     assert tailer.stop() == 0, tailer.log()
+    lines = [json.loads(line) for line in tailer.log().splitlines()]  # JSON, every one
+    assert {"time", "level", "logger", "message"} <= set(lines[0])
+    assert any(x["level"] == "WARNING" and "MySQL" in x["message"] for x in lines), lines
 
 
 def _kafka_pid() -> int | None:
@@ -197,7 +201,10 @@ def _start_kafka() -> None:
 def test_readyz_turns_unready_while_kafka_is_down_and_ready_when_it_returns(
     stack: Stack, database: str, tailer: Tailer
 ):
-    _observed(tailer).start()
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE a (id INT PRIMARY KEY)")
+    # the record written while Kafka is away must outlive the broker's restart
+    _observed(tailer, BINLOG_TAILER_KAFKA__DELIVERY_TIMEOUT_MS="300000").start()
     port = _port(tailer)
     wait_until(lambda: _get(port, "/readyz")[0] == 200, 20, "ready")
     pid = _kafka_pid()
@@ -211,9 +218,28 @@ def test_readyz_turns_unready_while_kafka_is_down_and_ready_when_it_returns(
         assert status == 503 and "Kafka: not reachable" in why, why
         assert _value(_metrics(port), "binlog_tailer_kafka_reachable") == 0
         assert _get(port, "/healthz")[0] == 200
+        # a change waiting for Kafka: the lag grows
+        with stack.admin(database) as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO a VALUES (1)")
+        metrics: dict = {}
+
+        def lagging() -> bool:
+            metrics.update(_metrics(port))
+            return (_value(metrics, "binlog_tailer_lag_seconds") or 0) >= 2
+
+        wait_until(lagging, 15, "the lag to grow")
+        assert _value(metrics, "binlog_tailer_records_in_flight") == 1
         wait_until(lambda: _kafka_pid() is None, 30, "Kafka to die")
     finally:
         if _kafka_pid() is None:  # never leave the shared broker down
             _start_kafka()
     wait_until(lambda: _get(port, "/readyz")[0] == 200, 60, "ready after Kafka returned")
+    caught_up = {}
+
+    def delivered() -> bool:
+        caught_up.update(_metrics(port))
+        return _value(caught_up, "binlog_tailer_records_in_flight") == 0
+
+    wait_until(delivered, 60, "the record to be delivered")
+    assert _value(caught_up, "binlog_tailer_lag_seconds") == 0
     assert tailer.stop() == 0, tailer.log()
