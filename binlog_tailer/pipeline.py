@@ -157,6 +157,7 @@ class Pipeline:
                 txns.boundary(position, self.records)
 
         by_table, new_table = self.stats.by_table, self.stats.table
+        commit_ms = self._commit_ms  # of the newest row read (a local: one store per row less)
         for item in self.source:
             if item is not None:
                 if isinstance(item, RowChange):
@@ -167,7 +168,7 @@ class Pipeline:
                     counts = (by_table.get(item.schema) or new_table(item.schema))[item.op]
                     counts[0] += 1
                     counts[1] += len(records)
-                    self._commit_ms = item.ts_ms
+                    commit_ms = item.ts_ms
                     if txns is not None:
                         txns.row_done(item, self.records)
                 else:
@@ -182,6 +183,7 @@ class Pipeline:
             since_poll, last_poll = 0, time.monotonic()
             self._poll(0)
             self._maybe_save()
+            self._commit_ms = commit_ms
             self._mark()
 
     def idle(self) -> None:

@@ -170,6 +170,9 @@ def test_readyz_turns_unready_while_mysql_is_unreachable_and_ready_when_it_retur
         assert status == 503 and "MySQL: not streaming" in why, why
         assert _get(port, "/healthz")[0] == 200  # waiting for the server is alive
         assert time.monotonic() - cut_at < 10
+        # a reconnect attempt failed: the server was unreachable, not just reconnected to
+        wait_until(lambda: "MySQL unavailable" in tailer.log(), 10, "a failed reconnect")
+        assert _get(port, "/readyz")[0] == 503
         proxy.restore()
         wait_until(lambda: _get(port, "/readyz")[0] == 200, 30, "ready after the server returned")
     assert _value(_metrics(port), "binlog_tailer_reconnects_total") >= 1
@@ -207,16 +210,37 @@ def test_readyz_turns_unready_while_kafka_is_down_and_ready_when_it_returns(
     _observed(tailer, BINLOG_TAILER_KAFKA__DELIVERY_TIMEOUT_MS="300000").start()
     port = _port(tailer)
     wait_until(lambda: _get(port, "/readyz")[0] == 200, 20, "ready")
+    # the topic exists before Kafka goes away (a record for a topic Kafka could not create
+    # within librdkafka's topic.metadata.propagation.max.ms fails)
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO a VALUES (0)")
+    labels = {"database": database, "table": "a", "operation": "insert"}
+
+    def first_delivered() -> bool:
+        m = _metrics(port)
+        return (
+            _value(m, "binlog_tailer_rows_total", **labels) == 1
+            and _value(m, "binlog_tailer_records_in_flight") == 0
+        )
+
+    wait_until(first_delivered, 30, "the first record to be delivered")
     pid = _kafka_pid()
     assert pid is not None, "Kafka is not running"
     try:
         os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
-        wait_until(lambda: _get(port, "/readyz")[0] == 503, 10, "unready with Kafka down")
+        answers: list[tuple[int, str]] = []
+
+        def unready() -> bool:
+            answers.append(_get(port, "/readyz"))
+            return answers[-1][0] == 503 and "Kafka: not reachable" in answers[-1][1]
+
+        try:
+            wait_until(unready, 10, "unready with Kafka down")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; /readyz answered {answers[-3:]}") from None
         assert time.monotonic() - killed_at < 10
-        status, why = _get(port, "/readyz")
-        assert status == 503 and "Kafka: not reachable" in why, why
-        assert _value(_metrics(port), "binlog_tailer_kafka_reachable") == 0
+        assert _value(_metrics(port), "binlog_tailer_kafka_reachable") == 0, tailer.log()[-3000:]
         assert _get(port, "/healthz")[0] == 200
         # a change waiting for Kafka: the lag grows
         with stack.admin(database) as conn, conn.cursor() as cur:
@@ -228,7 +252,7 @@ def test_readyz_turns_unready_while_kafka_is_down_and_ready_when_it_returns(
             return (_value(metrics, "binlog_tailer_lag_seconds") or 0) >= 2
 
         wait_until(lagging, 15, "the lag to grow")
-        assert _value(metrics, "binlog_tailer_records_in_flight") == 1
+        assert _value(metrics, "binlog_tailer_records_in_flight") == 1, metrics
         wait_until(lambda: _kafka_pid() is None, 30, "Kafka to die")
     finally:
         if _kafka_pid() is None:  # never leave the shared broker down
