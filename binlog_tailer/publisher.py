@@ -28,6 +28,18 @@ from binlog_tailer.stats import LATENCY_SAMPLE_EVERY
 log = logging.getLogger(__name__)
 
 
+class _LibrdkafkaLog(logging.Logger):
+    """librdkafka's own log lines, at most warnings: what stops the service is logged as its
+    own error, once; librdkafka's report of a broker away is a symptom."""
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        super().log(min(level, logging.WARNING), msg, *args, **kwargs)
+
+
+_KAFKA_LOG = _LibrdkafkaLog("binlog_tailer.librdkafka")
+_KAFKA_LOG.parent = logging.getLogger("binlog_tailer")
+
+
 def _never() -> bool:
     return False
 
@@ -121,7 +133,12 @@ class KafkaPublisher:
         self._rejected: list[RecordRejected] = []
         self.transactional = transactional_id is not None
         self._name = name  # the connector's, for messages
-        self._config = producer_config(settings) | {"error_cb": self._on_error}
+        # librdkafka's own log lines go through logging (JSON logs stay JSON, the live
+        # progress line stays whole), served by poll like the delivery reports
+        self._config = producer_config(settings) | {
+            "error_cb": self._on_error,
+            "logger": _KAFKA_LOG,
+        }
         if transactional_id is not None:
             self._config |= {
                 "transactional.id": transactional_id,
