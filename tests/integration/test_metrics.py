@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.proxy import TcpProxy
-from tests.integration.stack import Stack, consume, topic_sizes, wait_until
+from tests.integration.stack import Stack, consume, topic_sizes, unique_name, wait_until
 from tests.integration.tailer import Tailer, master_position
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,6 +152,31 @@ def test_metrics_count_what_was_published_and_show_no_lag_when_idle(
     assert _get(port, "/healthz") == (200, "alive\n")
     assert _get(port, "/readyz") == (200, "ready\n")
     wait_until(lambda: "progress: 82 rows" in tailer.log(), 10, "a progress log line")
+    assert tailer.stop() == 0, tailer.log()
+
+
+def test_exactly_once_exposes_its_kafka_transactions_and_checkpoints_the_last_commit(
+    stack: Stack, database: str, tailer: Tailer
+):
+    tailer.use_kafka_store(unique_name("offsets"))
+    _observed(tailer, BINLOG_TAILER_DELIVERY="exactly_once").start()
+    port = _port(tailer)
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE a (id INT PRIMARY KEY)")
+        cur.executemany("INSERT INTO a VALUES (%s)", [(i,) for i in range(30)])
+    end = master_position(stack)[:2]
+    m = _caught_up(tailer, port, stack)
+    labels = {"database": database, "table": "a", "operation": "insert"}
+    assert _value(m, "binlog_tailer_rows_total", **labels) == 30
+    assert _value(m, "binlog_tailer_kafka_transactions_total") >= 1
+    assert _value(m, "binlog_tailer_kafka_transaction_commit_seconds_total") > 0
+    assert _value(m, "binlog_tailer_kafka_transaction_splits_total") == 0
+    # the checkpoint is the last Kafka transaction committed: past the end as it was
+    cp = (
+        _value(m, "binlog_tailer_checkpoint_binlog_file"),
+        _value(m, "binlog_tailer_checkpoint_binlog_offset_bytes"),
+    )
+    assert cp >= (int(end[0].rsplit(".", 1)[1]), end[1]), (cp, end)
     assert tailer.stop() == 0, tailer.log()
 
 
