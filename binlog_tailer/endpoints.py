@@ -21,14 +21,13 @@ class Endpoints:
     def __init__(self, host: str, port: int, health: Health, registry: CollectorRegistry):
         handler = type("Handler", (_Handler,), {"health": health, "registry": registry})
         try:
-            self._server = ThreadingHTTPServer((host, port), handler)
+            self._server = _Server((host, port), handler)
         except OSError as exc:
             raise BinlogTailerError(
                 f"cannot listen on {host}:{port} for metrics and health ({exc.strerror or exc}):"
                 f" free the port or set metrics.port [env {ENV_PREFIX}METRICS__PORT]"
                 f" (metrics.enabled = false turns the endpoint off)"
             ) from None
-        self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="binlog-tailer-http", daemon=True
         )
@@ -48,12 +47,27 @@ class Endpoints:
         self._server.server_close()
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        log.debug("HTTP request from %s failed", client_address, exc_info=True)
+
+
 class _Handler(BaseHTTPRequestHandler):
     health: Health
     registry: CollectorRegistry
 
     def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
+        try:
+            self._route(self.path.split("?", 1)[0])
+        except (BrokenPipeError, ConnectionResetError):  # the client left
+            pass
+        except Exception as exc:  # one line, never a traceback from the server's thread
+            log.warning("answering %s failed: %r", self.path, exc)
+            self._send(500, b"internal error\n", "text/plain")
+
+    def _route(self, path: str) -> None:
         if path == "/metrics":
             self._send(200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
         elif path in ("/healthz", "/readyz"):

@@ -103,7 +103,10 @@ class Monitor:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.sample()
+            try:
+                self.sample()
+            except Exception as exc:  # never a traceback from a side thread
+                self._warn_once("sample", f"sampling for metrics failed: {exc!r}")
             self._stop.wait(self.interval)
 
     def sample(self) -> None:

@@ -76,7 +76,10 @@ class Progress:
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
-            self.tick()
+            try:
+                self.tick()
+            except Exception:  # a progress line is not worth a traceback, nor a stop
+                log.debug("progress failed", exc_info=True)
 
     def tick(self) -> None:
         p, m = self.pipeline, self.monitor
