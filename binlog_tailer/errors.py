@@ -8,6 +8,7 @@
     ├── PublishError                Kafka refused or could not take a record (fatal)
     │   └── RecordRejected          Kafka refused one record for what it is (too large):
     │                               dead-lettered when a dead-letter topic is set
+    │   └── TopicNotCreated         a missing topic could not be created (no Create ACL, ...)
     ├── PublishInterrupted          a stop request ended a wait for room in Kafka's full
     │                               local queue: the record was not sent
     ├── MappingError                a row could not be turned into a record (fatal)
@@ -53,6 +54,10 @@ class RecordRejected(PublishError):
         super().__init__(message)
         self.record: Any = record  # the model.Record refused
         self.seq = seq  # its AckTracker sequence number
+
+
+class TopicNotCreated(PublishError):
+    """A missing topic could not be created."""
 
 
 class PublishInterrupted(BinlogTailerError):

@@ -124,6 +124,15 @@ class KafkaTransactions:
         ):
             self._commit(records)
 
+    def between(self, records: int) -> bool:
+        """Whether no record of an unfinished MySQL transaction was produced."""
+        return not self._inside and records == self._records_at_boundary
+
+    def produced_between(self, records: int) -> None:
+        """Records were produced between MySQL transactions (heartbeats): committed with the
+        next commit, idle or not."""
+        self._records_at_boundary = records
+
     def tick(self, records: int) -> None:
         """Between items and while idle: commit a due transaction, when between MySQL
         transactions (no record of an unfinished one produced). Inside one, only when the
@@ -133,7 +142,7 @@ class KafkaTransactions:
         age = self._clock() - self._opened_at
         if age < self.interval:
             return
-        between = not self._inside and records == self._records_at_boundary
+        between = self.between(records)
         if between and (records > self._records_at_open or self.position != self.committed):
             self._commit(records)
         elif not between and age >= self.max_open:

@@ -14,8 +14,10 @@ from binlog_tailer.acks import AckTracker
 from binlog_tailer.checkpoint import CheckpointStore
 from binlog_tailer.errors import BadRecord, PublishError, PublishInterrupted, RecordRejected
 from binlog_tailer.exactly_once import KafkaTransactions
+from binlog_tailer.heartbeat import Heartbeats
 from binlog_tailer.mapping import Mapper
 from binlog_tailer.mapping.dead_letter import DeadLetters
+from binlog_tailer.mapping.transactions import TransactionMetadata
 from binlog_tailer.model import Record, RowChange, TxnEnd
 from binlog_tailer.position import BinlogPosition
 from binlog_tailer.stats import PipelineStats
@@ -47,6 +49,8 @@ class Pipeline:
         drain_timeout: float = 60.0,
         dead_letters: DeadLetters | None = None,
         transactions: KafkaTransactions | None = None,
+        transaction_metadata: TransactionMetadata | None = None,
+        heartbeats: Heartbeats | None = None,
     ) -> None:
         self.source = source
         self.mapper = mapper
@@ -58,6 +62,8 @@ class Pipeline:
         self.dead_letters = dead_letters  # None: a bad record stops the service
         # Exactly-once: positions are committed in Kafka transactions, not by the store
         self.transactions = transactions
+        self.transaction_metadata = transaction_metadata  # BEGIN/END records
+        self.heartbeats = heartbeats  # records while no other is published
         self._prepared = False
         self.saved: BinlogPosition | None = None
         self._last_save = 0.0
@@ -69,6 +75,7 @@ class Pipeline:
         self._drain_deadline: float | None = None
         self.stats = PipelineStats()
         self._commit_ms = 0  # when the newest row read was committed (ms)
+        self._rows_at_mark = 0
 
     @property
     def checkpoint(self) -> BinlogPosition | None:
@@ -149,13 +156,17 @@ class Pipeline:
 
     def _loop(self) -> None:
         since_poll, last_poll = 0, time.monotonic()
-        issue, publish, boundary = self.tracker.issue, self._publish, self.tracker.boundary
+        issue, publish = self.tracker.issue, self._publish
+        boundary: Callable[[BinlogPosition], None] = self.tracker.boundary
         txns = self.transactions
         if txns is not None:
 
             def boundary(position: BinlogPosition) -> None:
                 txns.boundary(position, self.records)
 
+        meta, hb = self.transaction_metadata, self.heartbeats
+        if meta is not None or hb is not None:
+            boundary = self._with_metadata(boundary)
         by_table, new_table = self.stats.by_table, self.stats.table
         commit_ms = self._commit_ms  # of the newest row read (a local: one store per row less)
         for item in self.source:
@@ -163,6 +174,10 @@ class Pipeline:
                 if isinstance(item, RowChange):
                     self.rows += 1
                     records = self._map(item)
+                    if meta is not None:
+                        begin = meta.begin()  # at the transaction's first record
+                        if begin is not None:
+                            publish(begin, issue())
                     for record in records:
                         publish(record, issue())
                     counts = (by_table.get(item.schema) or new_table(item.schema))[item.op]
@@ -182,9 +197,42 @@ class Pipeline:
                     continue
             since_poll, last_poll = 0, time.monotonic()
             self._poll(0)
+            if hb is not None:
+                self._heartbeat(hb, last_poll)
             self._maybe_save()
             self._commit_ms = commit_ms
             self._mark()
+
+    def _with_metadata(
+        self, boundary: Callable[[BinlogPosition], None]
+    ) -> Callable[[BinlogPosition], None]:
+        """`boundary` after the transaction's END record (published before its position can
+        become safe, and in the same Kafka transaction under exactly-once), keeping the last
+        boundary for heartbeats."""
+        meta, hb, issue = self.transaction_metadata, self.heartbeats, self.tracker.issue
+
+        def with_metadata(position: BinlogPosition) -> None:
+            if meta is not None:
+                end = meta.end(position)
+                if end is not None:
+                    self._publish(end, issue())
+            if hb is not None:
+                hb.position = position
+            boundary(position)
+
+        return with_metadata
+
+    def _heartbeat(self, hb: Heartbeats, now: float) -> None:
+        """A heartbeat record when due. Exactly-once: only between MySQL transactions (a
+        Kafka transaction is committed only there), and committed as records between them."""
+        txns = self.transactions
+        if txns is not None and not txns.between(self.records):
+            return
+        record = hb.tick(self.records, now)
+        if record is not None:
+            self._publish(record, self.tracker.issue())
+            if txns is not None:
+                txns.produced_between(self.records)
 
     def idle(self) -> None:
         """Serve delivery reports and store what they made safe, while the source waits (for
@@ -194,8 +242,12 @@ class Pipeline:
         self._mark()
 
     def _mark(self) -> None:
+        # Records issued since the last mark without a row read (heartbeats) are no change
+        # waiting: they get no commit time (the newest row's would make the lag jump).
+        rows, self._rows_at_mark = self._rows_at_mark, self.rows
+        commit_ms = self._commit_ms if self.rows != rows else 0
         tracker = self.tracker
-        self.stats.mark(tracker.issued, self._commit_ms, tracker.oldest, self._caught_up())
+        self.stats.mark(tracker.issued, commit_ms, tracker.oldest, self._caught_up())
 
     def _caught_up(self) -> bool:
         """Whether everything read is acknowledged and the checkpoint (exactly-once: the last

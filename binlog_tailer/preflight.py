@@ -12,6 +12,7 @@ from binlog_tailer.position import BinlogPosition, MariadbGtidPos, MysqlGtidSet
 from binlog_tailer.publisher import KafkaPublisher
 from binlog_tailer.server import binlog_files, connect, server_info, variables
 from binlog_tailer.settings import Settings
+from binlog_tailer.topic_check import captured_tables, topic_findings
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ def run_checks(settings: Settings, store: CheckpointStore) -> list[Finding]:
     out: list[Finding] = []
     stored, store_finding = _store_check(store)
     s = settings.mysql
+    conn: pymysql.Connection | None = None
     try:
         conn = connect(s)
     except BinlogTailerError as exc:
@@ -52,13 +54,18 @@ def run_checks(settings: Settings, store: CheckpointStore) -> list[Finding]:
                 "check mysql.host, mysql.port, mysql.user, mysql.password",
             )
         )
-    else:
+    tables: list[tuple[str, str]] | None = None
+    if conn is not None:
         with conn:
             try:
                 out += _server_checks(conn, settings, stored)
+                tables = captured_tables(conn, settings)
             except BinlogTailerError as exc:  # e.g. a privilege the user lacks
                 out.append(Finding(False, str(exc), "see the privileges the README lists"))
-    out.append(_kafka_check(settings))
+    kafka = _kafka_check(settings)
+    out.append(kafka)
+    if kafka.ok:
+        out += [Finding(f.ok, f.what, f.fix) for f in topic_findings(settings, tables)]
     out.append(store_finding)
     return out
 

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
@@ -24,6 +24,9 @@ from binlog_tailer.errors import PublishError, PublishInterrupted, RecordRejecte
 from binlog_tailer.model import Record
 from binlog_tailer.settings import KafkaSettings, is_secret
 from binlog_tailer.stats import LATENCY_SAMPLE_EVERY
+
+if TYPE_CHECKING:
+    from binlog_tailer.topics import TopicCreator
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +128,7 @@ class KafkaPublisher:
         transactional_id: str | None = None,
         transaction_timeout_ms: int = 60_000,
         name: str = "binlog-tailer",
+        topics: TopicCreator | None = None,
     ) -> None:
         self.settings = settings
         self._on_ack = on_ack
@@ -160,6 +164,7 @@ class KafkaPublisher:
         self._compacted: set[str] = set()  # topics with cleanup.policy compact
         self._fit: dict[str, int] = {}  # topic -> the most bytes of a record sure to fit
         self._admin: AdminClient | None = None
+        self._topics = topics  # creates a missing topic at its first record (None: Kafka does)
         try:
             self._producer = Producer(self._config)
         except KafkaException as exc:
@@ -232,7 +237,7 @@ class KafkaPublisher:
     def _refuse_locally(self, record: Record, seq: int) -> None:
         """RecordRejected for a record a broker would refuse with others around it."""
         if record.topic not in self._limits:
-            self._learn_limit(record.topic)
+            self._learn_limit(record)
         if self.transactional and _record_bytes(record) > self._fit[record.topic]:
             raise RecordRejected(self._too_large(record), record, seq)
         if record.key is None and record.topic in self._compacted:
@@ -382,10 +387,11 @@ class KafkaPublisher:
             f" aborted, and a restart resumes at the last commit ({err.str()})"
         )
 
-    def _learn_limit(self, topic: str) -> None:
+    def _learn_limit(self, record: Record) -> None:
         """Learn the topic's max.message.bytes (keep batches a margin under it) and whether it
-        is compacted."""
-        limit, compacted = self._topic_config(topic)
+        is compacted; a missing topic is created first (with a TopicCreator)."""
+        topic = record.topic
+        limit, compacted = self._topic_config(record)
         if compacted:
             self._compacted.add(topic)
         if limit is not None and limit - BATCH_MARGIN < self._batch_bytes:
@@ -417,14 +423,20 @@ class KafkaPublisher:
             self.init_transactions(self.settings.delivery_timeout_ms / 1000)
             self.begin()
 
-    def _topic_config(self, topic: str) -> tuple[int | None, bool]:
+    def admin(self) -> AdminClient:
+        if self._admin is None:
+            self._admin = AdminClient(
+                connection_config(self.settings) | {"allow.auto.create.topics": False}
+            )
+        return self._admin
+
+    def _topic_config(self, record: Record) -> tuple[int | None, bool]:
         """The topic's max.message.bytes and whether it is compacted; a topic yet to be created
-        gets the broker's defaults. (None, False) when Kafka does not tell (e.g. no
-        DescribeConfigs permission)."""
+        gets the broker's defaults, overridden by the configs it is created with. (None, False)
+        when Kafka does not tell (e.g. no DescribeConfigs permission)."""
+        topic = record.topic
         try:
-            if self._admin is None:
-                self._admin = AdminClient(connection_config(self.settings))
-            admin = self._admin
+            admin = self.admin()
             try:
                 limit, policy = _config_values(
                     admin, ResourceType.TOPIC, topic, "max.message.bytes", "cleanup.policy"
@@ -433,10 +445,19 @@ class KafkaPublisher:
                 err = exc.args[0] if exc.args else None
                 if not (isinstance(err, KafkaError) and err.code() == _UNKNOWN_TOPIC):
                     raise
+                created = self._topics.create(record) if self._topics is not None else None
+                if self._topics is not None and created is None:  # created by another, just now
+                    limit, policy = _config_values(
+                        admin, ResourceType.TOPIC, topic, "max.message.bytes", "cleanup.policy"
+                    )
+                    return int(limit), "compact" in policy.split(",")
                 broker = str(min(admin.list_topics(timeout=ADMIN_TIMEOUT).brokers))
                 limit, policy = _config_values(
                     admin, ResourceType.BROKER, broker, "message.max.bytes", "log.cleanup.policy"
                 )
+                if created is not None:
+                    limit = created.config.get("max.message.bytes", limit)
+                    policy = created.config.get("cleanup.policy", policy)
             return int(limit), "compact" in policy.split(",")
         except (KafkaException, ValueError, TimeoutError, KeyError) as exc:
             log.warning(

@@ -8,15 +8,18 @@ from binlog_tailer.checkpoint.file import FileCheckpointStore
 from binlog_tailer.checkpoint.kafka import KafkaCheckpointStore
 from binlog_tailer.exactly_once import KafkaTransactions
 from binlog_tailer.filtering import TableFilter
+from binlog_tailer.heartbeat import Heartbeats
 from binlog_tailer.mapping.dead_letter import DeadLetters
 from binlog_tailer.mapping.envelope import EnvelopeMapper, EnvelopeOptions
 from binlog_tailer.mapping.outbox import OutboxMapper, OutboxOptions
 from binlog_tailer.mapping.router import RoutingMapper
+from binlog_tailer.mapping.transactions import TransactionMetadata
 from binlog_tailer.pipeline import Pipeline
 from binlog_tailer.position import BinlogPosition
 from binlog_tailer.publisher import KafkaPublisher
 from binlog_tailer.settings import OutboxSettings, Settings
 from binlog_tailer.source import BinlogSource
+from binlog_tailer.topics import TopicCreator
 
 
 def checkpoint_store(settings: Settings) -> CheckpointStore:
@@ -52,12 +55,21 @@ def new_publisher(settings: Settings) -> tuple[KafkaPublisher, AckTracker[Binlog
     open transaction finished) before the position is read."""
     tracker: AckTracker[BinlogPosition] = AckTracker()
     eos = settings.delivery == "exactly_once"
+    topics = None
+    if settings.topics.create:
+        topics = TopicCreator(
+            settings.topics,
+            lambda: publisher.admin(),
+            TableFilter(settings.outbox.tables),
+            timeout=settings.kafka.delivery_timeout_ms / 1000,
+        )
     publisher = KafkaPublisher(
         settings.kafka,
         on_ack=tracker.ack,
         transactional_id=settings.transactional_id if eos else None,
         transaction_timeout_ms=settings.exactly_once.transaction_timeout_ms,
         name=settings.connector_name,
+        topics=topics,
     )
     publisher.check_reachable()
     if eos:
@@ -86,8 +98,23 @@ def build(
         mysql = mysql.model_copy(update={"heartbeat_seconds": heartbeat})
     source = BinlogSource(mysql, position, TableFilter(include, exclude))
     cap = settings.capture
-    data = EnvelopeMapper(EnvelopeOptions(cap.topic_prefix, cap.topic_template, cap.tombstones))
-    outbox = OutboxMapper(outbox_options(settings.outbox)) if settings.outbox.tables else None
+    meta = None
+    if settings.transaction_topic is not None:
+        meta = TransactionMetadata(settings.transaction_topic, position)
+    data = EnvelopeMapper(
+        EnvelopeOptions(cap.topic_prefix, cap.topic_template, cap.tombstones), meta
+    )
+    outbox = None
+    if settings.outbox.tables:
+        outbox = OutboxMapper(outbox_options(settings.outbox), meta)
+    heartbeats = None
+    if settings.heartbeat_topic is not None:
+        heartbeats = Heartbeats(
+            settings.heartbeat_topic,
+            settings.connector_name,
+            settings.heartbeat.interval_seconds,
+            position,
+        )
     mapper = RoutingMapper(TableFilter(settings.outbox.tables), outbox, data)
     dl = settings.dead_letter
     dead_letters = DeadLetters(dl.topic, dl.max_value_bytes) if dl.mode == "dead_letter" else None
@@ -119,6 +146,8 @@ def build(
         drain_timeout=settings.kafka.delivery_timeout_ms / 1000 + 5,
         dead_letters=dead_letters,
         transactions=transactions,
+        transaction_metadata=meta,
+        heartbeats=heartbeats,
     )
     if transactions is not None:
         publisher.before_new_producer = lambda: transactions.commit_now(pipeline.records)

@@ -114,8 +114,18 @@ class CaptureSettings(_Section):
     topic_prefix: str = "cdc"
     topic_template: str = "{prefix}.{db}.{table}"
     tombstones: bool = False
+    transaction_metadata: bool = Field(
+        False,
+        description="BEGIN/END records on transaction_topic, a transaction block in each record",
+    )
+    transaction_topic: str = "{prefix}.transaction"
 
     _split = field_validator("include", "exclude", mode="before")(_split_commas)
+
+    @field_validator("transaction_topic")
+    @classmethod
+    def _transaction_topic(cls, v: str) -> str:
+        return _prefixed_topic(v)
 
     @field_validator("topic_template")
     @classmethod
@@ -165,6 +175,44 @@ class OutboxSettings(_Section):
         return v
 
 
+TopicConfig = dict[str, str | int | float | bool]
+
+
+class TopicsSettings(_Section):
+    """How binlog-tailer creates the topics it writes to (at the first record for each)."""
+
+    create: bool = Field(True, description="create missing topics (else: broker auto-creation)")
+    partitions: int = Field(1, ge=-1, description="-1: the broker's num.partitions")
+    replication_factor: int = Field(
+        -1, ge=-1, description="-1: the broker's default.replication.factor"
+    )
+    config: TopicConfig = Field(
+        default_factory=dict, description="topic configs of every topic created"
+    )
+    compact_data_topics: bool = Field(
+        False, description="cleanup.policy=compact for the topics of data tables with a key"
+    )
+
+    @field_validator("partitions", "replication_factor")
+    @classmethod
+    def _not_zero(cls, v: int) -> int:
+        if v == 0:
+            raise ValueError("use a positive number, or -1 for the broker's default")
+        return v
+
+
+class HeartbeatSettings(_Section):
+    interval_seconds: float = Field(
+        0.0, ge=0, description="a heartbeat record while captured tables are idle; 0: off"
+    )
+    topic: str = "{prefix}.heartbeat"
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, v: str) -> str:
+        return _prefixed_topic(v)
+
+
 class DeadLetterSettings(_Section):
     mode: Literal["dead_letter", "stop"] = Field(
         "dead_letter", description="what a bad record does: go to the topic, or stop the service"
@@ -177,6 +225,17 @@ class DeadLetterSettings(_Section):
 
 # Kafka's rule for topic names ("." and ".." aside); also that of connector names
 _KAFKA_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+def _prefixed_topic(v: str) -> str:
+    """A topic name template over {prefix} (capture.topic_prefix)."""
+    try:
+        name = v.format(prefix="p")
+    except (KeyError, IndexError, ValueError) as exc:
+        msg = f"unknown or malformed field {exc} in topic name; use {{prefix}}"
+        raise ValueError(msg) from None
+    _kafka_name(name)
+    return v
 
 
 def _kafka_name(value: str | None) -> str | None:
@@ -252,6 +311,8 @@ class Settings(BaseSettings):
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     dead_letter: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
+    topics: TopicsSettings = Field(default_factory=TopicsSettings)
+    heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
     checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
     delivery: Literal["at_least_once", "exactly_once"] = Field(
         "at_least_once",
@@ -305,6 +366,21 @@ class Settings(BaseSettings):
                 f" '.', '_', '-'): set name [env {ENV_PREFIX}NAME]"
             ) from None
         return name
+
+    @property
+    def transaction_topic(self) -> str | None:
+        """The topic of transaction BEGIN/END records (None: transaction metadata is off)."""
+        cap = self.capture
+        if not cap.transaction_metadata:
+            return None
+        return cap.transaction_topic.format(prefix=cap.topic_prefix)
+
+    @property
+    def heartbeat_topic(self) -> str | None:
+        """The topic of heartbeat records (None: heartbeats are off)."""
+        if not self.heartbeat.interval_seconds:
+            return None
+        return self.heartbeat.topic.format(prefix=self.capture.topic_prefix)
 
     def captured_tables(self) -> tuple[list[str], list[str]]:
         """(include, exclude) patterns of every captured table, outbox tables included."""

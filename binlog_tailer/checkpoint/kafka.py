@@ -30,7 +30,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, OffsetSpec, ResourceType
+from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec, ResourceType
 
 from binlog_tailer.checkpoint.records import (
     UnreadableOffsetRecord,
@@ -38,11 +38,12 @@ from binlog_tailer.checkpoint.records import (
     offset_record,
     offset_tombstone,
 )
-from binlog_tailer.errors import CheckpointError
+from binlog_tailer.errors import CheckpointError, TopicNotCreated
 from binlog_tailer.model import Record
 from binlog_tailer.position import BinlogPosition
 from binlog_tailer.publisher import connection_config, producer_config, redact
 from binlog_tailer.settings import KafkaSettings
+from binlog_tailer.topics import TopicSpec, create_topic
 
 log = logging.getLogger(__name__)
 
@@ -200,19 +201,13 @@ class KafkaCheckpointStore:
 
     def _create(self, brokers: int, deadline: float) -> TopicState:
         replication, config = new_topic_settings(brokers)
-        new = NewTopic(self.topic, num_partitions=1, replication_factor=replication, config=config)
-        futures = self._admin_client().create_topics(
-            [new], request_timeout=_left(deadline), operation_timeout=_left(deadline)
-        )
+        spec = TopicSpec(1, replication, config)
         try:
-            futures[self.topic].result(timeout=_left(deadline))
-        except KafkaException as exc:
-            err = exc.args[0] if exc.args else None
-            if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
-                raise CheckpointError(
-                    f"cannot create Kafka topic {self.topic} for offsets ({self._text(exc)}):"
-                    " create it (cleanup.policy=compact, 1 partition) or allow binlog-tailer to"
-                ) from exc
+            admin = self._admin_client()
+            created = create_topic(admin, self.topic, spec, _left(deadline), "offsets")
+        except TopicNotCreated as exc:
+            raise CheckpointError(redact(str(exc), self.kafka.producer)) from exc
+        if not created:
             _, state = self._inspect(deadline)  # another instance created it just now
             if state is None:
                 msg = f"Kafka topic {self.topic} vanished as it was created"

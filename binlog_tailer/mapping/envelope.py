@@ -16,6 +16,7 @@ from typing import Any
 from binlog_tailer import __version__
 from binlog_tailer.errors import MappingError
 from binlog_tailer.mapping.encode import RowEncoder, dumps
+from binlog_tailer.mapping.transactions import TransactionMetadata
 from binlog_tailer.model import Record, RowChange
 
 
@@ -27,8 +28,11 @@ class EnvelopeOptions:
 
 
 class EnvelopeMapper:
-    def __init__(self, options: EnvelopeOptions) -> None:
+    def __init__(
+        self, options: EnvelopeOptions, transactions: TransactionMetadata | None = None
+    ) -> None:
         self.options = options
+        self.transactions = transactions  # adds a "transaction" block to each value
         self._encoder = RowEncoder()
         self._topics: dict[tuple[str, str], str] = {}
 
@@ -88,23 +92,24 @@ class EnvelopeMapper:
         after: dict[str, Any] | None,
     ) -> bytes:  # fmt: skip
         schema = change.schema
-        return dumps(
-            {
-                "op": op,
-                "before": before,
-                "after": after,
-                "source": {
-                    "connector": "binlog-tailer",
-                    "version": __version__,
-                    "server_id": change.server_id,
-                    "file": change.file,
-                    "pos": change.pos,
-                    "row": change.row,
-                    "gtid": change.gtid,
-                    "db": schema.db,
-                    "table": schema.table,
-                    "ts_ms": change.ts_ms,
-                },
-                "ts_ms": int(time.time() * 1000),
-            }
-        )
+        value = {
+            "op": op,
+            "before": before,
+            "after": after,
+            "source": {
+                "connector": "binlog-tailer",
+                "version": __version__,
+                "server_id": change.server_id,
+                "file": change.file,
+                "pos": change.pos,
+                "row": change.row,
+                "gtid": change.gtid,
+                "db": schema.db,
+                "table": schema.table,
+                "ts_ms": change.ts_ms,
+            },
+            "ts_ms": int(time.time() * 1000),
+        }
+        if self.transactions is not None:
+            value["transaction"] = self.transactions.order(change)
+        return dumps(value)

@@ -30,6 +30,7 @@ from pymysqlreplication.constants import FIELD_TYPE
 
 from binlog_tailer.errors import BadRecord, MappingError
 from binlog_tailer.mapping.encode import MYSQL_JSON_SEPARATORS, dumps
+from binlog_tailer.mapping.transactions import TransactionMetadata
 from binlog_tailer.model import SCHEMA_CACHE_LIMIT, Record, RowChange, TableSchema
 
 log = logging.getLogger(__name__)
@@ -123,8 +124,11 @@ def _bad_topic(topic: str, payload: bytes | None, event_id: str | None) -> BadRe
 
 
 class OutboxMapper:
-    def __init__(self, options: OutboxOptions) -> None:
+    def __init__(
+        self, options: OutboxOptions, transactions: TransactionMetadata | None = None
+    ) -> None:
         self.o = options
+        self.transactions = transactions  # adds the transaction headers to each record
         self._allowed = frozenset(options.allowed_topics)
         # tables whose shape was checked -> whether the payload column is a MySQL JSON column
         self._checked: dict[TableSchema, bool] = {}
@@ -206,6 +210,8 @@ class OutboxMapper:
                     "payload": parsed if parsed is not None else payload.decode("utf-8", "replace"),
                 }
             )
+        if self.transactions is not None:
+            headers += self.transactions.headers(change)
         return [Record(topic, key, value, headers, ts or change.ts_ms or None)]
 
     def _headers(

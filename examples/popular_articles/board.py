@@ -13,11 +13,11 @@ import pymysql
 from binlog_tailer.outbox import outbox_ddl, write_event
 
 SCHEMA = [
-    """CREATE TABLE articles (
+    """CREATE TABLE IF NOT EXISTS articles (
          id INT AUTO_INCREMENT PRIMARY KEY, title VARCHAR(200) NOT NULL,
          views INT NOT NULL DEFAULT 0, likes INT NOT NULL DEFAULT 0,
          created_at DATETIME(6) NOT NULL)""",
-    """CREATE TABLE comments (
+    """CREATE TABLE IF NOT EXISTS comments (
          id INT AUTO_INCREMENT PRIMARY KEY, article_id INT NOT NULL, author VARCHAR(50),
          body TEXT, created_at DATETIME(6) NOT NULL, KEY (article_id))""",
     outbox_ddl(),

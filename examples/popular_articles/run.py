@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import random
 import signal
@@ -24,61 +23,17 @@ import uuid
 from pathlib import Path
 
 import pymysql
-from confluent_kafka import Consumer
 
 from binlog_tailer.server import latest_position
 from examples.popular_articles.board import Board, create_schema
-from examples.popular_articles.ranking import WEIGHTS, PopularArticles
+from examples.popular_articles.consumer import RankingConsumer
+from examples.popular_articles.ranking import WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def say(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-class RankingConsumer(threading.Thread):
-    def __init__(self, topic: str) -> None:
-        super().__init__(daemon=True)
-        self.ranking = PopularArticles()
-        self.lock = threading.Lock()
-        self.consumed = 0
-        self.duplicates = 0
-        self._stop_event = threading.Event()
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": os.environ["BINLOG_TAILER_KAFKA__BOOTSTRAP_SERVERS"],
-                "group.id": f"ranking-{uuid.uuid4().hex[:6]}",
-                "auto.offset.reset": "earliest",
-                "topic.metadata.refresh.interval.ms": 1000,
-                "log_level": 0,  # its reconnect chatter while Kafka is down is expected
-            }
-        )
-        self.consumer.subscribe([topic])
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            msg = self.consumer.poll(0.2)
-            if msg is None or msg.error():
-                continue
-            headers = dict(msg.headers() or [])
-            with self.lock:
-                self.consumed += 1
-                fresh = self.ranking.apply(
-                    headers["event_id"].decode(),
-                    headers["event_type"].decode(),
-                    json.loads(msg.value()),
-                )
-                self.duplicates += not fresh
-        self.consumer.close()
-
-    def seen(self) -> set[str]:
-        with self.lock:
-            return set(self.ranking.seen)
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(30)
 
 
 def stack_script(name: str, *args: str) -> None:
@@ -128,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    consumer = RankingConsumer(topic)
+    consumer = RankingConsumer(os.environ["BINLOG_TAILER_KAFKA__BOOTSTRAP_SERVERS"], topic)
     consumer.start()
     board = Board(conn)
     rng = random.Random(1)

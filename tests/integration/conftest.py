@@ -34,6 +34,8 @@ def _shared_servers_guard(request) -> Iterator[None]:
     if "stack" not in names and "kafka_bootstrap" not in names:
         yield
         return
+    if "kafka_bootstrap" in names:  # set up before the locks: it takes Kafka's briefly
+        request.getfixturevalue("kafka_bootstrap")
     locks = [("kafka", ("stops_kafka",))]
     if "stack" in names:
         port = str(request.getfixturevalue("stack").mysql_port)
@@ -72,7 +74,15 @@ def _port_answers(port: int) -> bool:
 def checked_stack(server: str) -> Stack:
     """The local stack with `server` as its source; fails (never skips) when it is down."""
     s = Stack(server=server)
-    down = [
+    with _server_lock("kafka", exclusive=False):  # not while a test has stopped Kafka
+        down = _not_answering(s)
+    if down:
+        pytest.fail(f"{', '.join(down)} not answering: start the local stack with scripts/dev-up")
+    return s
+
+
+def _not_answering(s: Stack) -> list[str]:
+    return [
         f"{name} on 127.0.0.1:{port}"
         for name, port in (
             (s.server, s.mysql_port),
@@ -80,9 +90,6 @@ def checked_stack(server: str) -> Stack:
         )
         if not _port_answers(port)
     ]
-    if down:
-        pytest.fail(f"{', '.join(down)} not answering: start the local stack with scripts/dev-up")
-    return s
 
 
 @pytest.fixture(scope="session", params=SERVERS)
@@ -95,7 +102,9 @@ def stack(request) -> Stack:
 def kafka_bootstrap() -> str:
     """The local Kafka broker alone (tests of Kafka itself need no source server)."""
     bootstrap = Stack().kafka_bootstrap
-    if not _port_answers(int(bootstrap.rsplit(":", 1)[1])):
+    with _server_lock("kafka", exclusive=False):  # not while a test has stopped Kafka
+        answers = _port_answers(int(bootstrap.rsplit(":", 1)[1]))
+    if not answers:
         pytest.fail(
             f"Kafka on {bootstrap} not answering: start the local stack with scripts/dev-up"
         )

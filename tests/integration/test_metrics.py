@@ -180,6 +180,23 @@ def test_exactly_once_exposes_its_kafka_transactions_and_checkpoints_the_last_co
     assert tailer.stop() == 0, tailer.log()
 
 
+def test_heartbeat_records_add_no_lag_while_idle(stack: Stack, database: str, tailer: Tailer):
+    _observed(tailer, BINLOG_TAILER_HEARTBEAT__INTERVAL_SECONDS="0.5").start()
+    port = _port(tailer)
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE a (id INT PRIMARY KEY)")
+        cur.execute("INSERT INTO a VALUES (1)")
+    _caught_up(tailer, port, stack)
+    produced = _value(_metrics(port), "binlog_tailer_records_produced_total")
+    # idle, heartbeat records flowing: no change waits, the lag stays near zero
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        assert _value(_metrics(port), "binlog_tailer_lag_seconds") < 1
+        time.sleep(0.05)  # sampling the gauge over time, not waiting for a condition
+    assert _value(_metrics(port), "binlog_tailer_records_produced_total") >= produced + 2
+    assert tailer.stop() == 0, tailer.log()
+
+
 def test_readyz_turns_unready_while_mysql_is_unreachable_and_ready_when_it_returns(
     stack: Stack, database: str, tailer: Tailer
 ):

@@ -47,7 +47,7 @@ def made(monkeypatch):
 def _publisher(limits: dict[str, int | None], **kafka) -> tuple[KafkaPublisher, list[int]]:
     acked: list[int] = []
     p = KafkaPublisher(KafkaSettings(**kafka), on_ack=acked.append)
-    p._topic_config = lambda topic: (limits[topic], topic.startswith("compact"))  # type: ignore[method-assign]
+    p._topic_config = lambda r: (limits[r.topic], r.topic.startswith("compact"))  # type: ignore[method-assign]
     return p, acked
 
 
@@ -144,7 +144,7 @@ def publisher_without_broker():
         bootstrap_servers="127.0.0.1:1", producer={"queue.buffering.max.messages": 1}
     )
     pub = KafkaPublisher(settings, on_ack=lambda seq: None)
-    pub._topic_config = lambda topic: (None, False)  # type: ignore[method-assign]
+    pub._topic_config = lambda r: (None, False)  # type: ignore[method-assign]
     yield pub
     pub._producer.purge()
     pub._producer.flush(0)
@@ -212,7 +212,7 @@ def test_a_fenced_producer_stops_with_the_fenced_line_not_an_erroneous_state(
         KafkaSettings(), on_ack=lambda seq: None, transactional_id="binlog-tailer.shop",
         name="shop",
     )  # fmt: skip
-    p._topic_config = lambda topic: (None, False)  # type: ignore[method-assign]
+    p._topic_config = lambda r: (None, False)  # type: ignore[method-assign]
     if timed_out_first:  # paused past the transaction timeout: its records timed out first
         p._failure = PublishError("Kafka did not accept a record for topic 't': timed out")
     with pytest.raises(PublishError) as raised:

@@ -78,3 +78,11 @@ def test_the_pipeline_counts_rows_and_records_by_table_and_operation_and_catches
     }
     assert p.stats.caught_up and p.stats.lag_seconds(0) == 0.0
     assert p.checkpoint == p.saved
+
+
+def test_records_without_a_change_behind_them_add_no_lag():
+    stats = PipelineStats()
+    stats.mark(issued=3, commit_ms=1_000, oldest=None, caught_up=True)
+    # a heartbeat record (seq 3) waits for Kafka: no row was read, no commit time
+    stats.mark(issued=4, commit_ms=0, oldest=3, caught_up=False)
+    assert stats.lag_seconds(now_ms=3_600_000) == 0.0
