@@ -180,7 +180,7 @@ def _endpoints(settings: Settings) -> Iterator[Health]:
     from binlog_tailer.health import Health
 
     health = Health(settings)
-    m = settings.metrics
+    m = settings.http
     if not m.enabled:
         yield health
         return
@@ -210,9 +210,9 @@ def _watched(
     from binlog_tailer.progress import Progress
 
     live = sys.stderr.isatty() and settings.log_format == "text"
-    interval = settings.metrics.sample_interval_seconds
+    interval = settings.http.sample_interval_seconds
     monitor = None
-    if settings.metrics.enabled or live or settings.progress_log_seconds > 0:
+    if settings.http.enabled or live or settings.progress_log_seconds > 0:
         monitor = Monitor(
             settings.mysql,
             settings.kafka,

@@ -25,8 +25,8 @@ class Endpoints:
         except OSError as exc:
             raise BinlogTailerError(
                 f"cannot listen on {host}:{port} for metrics and health ({exc.strerror or exc}):"
-                f" free the port or set metrics.port [env {ENV_PREFIX}METRICS__PORT]"
-                f" (metrics.enabled = false turns the endpoint off)"
+                f" free the port or set http.port [env {ENV_PREFIX}HTTP__PORT]"
+                f" (http.enabled = false turns the endpoint off)"
             ) from None
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="binlog-tailer-http", daemon=True

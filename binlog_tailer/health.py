@@ -48,7 +48,7 @@ def readiness_problems(
     if checkpoint_age >= max_age:
         problems.append(
             f"checkpoint: {checkpoint_age:.0f}s behind what was read"
-            f" (metrics.ready_checkpoint_age_seconds = {max_age:g})"
+            f" (http.ready_checkpoint_age_seconds = {max_age:g})"
         )
     return problems
 
@@ -66,7 +66,7 @@ class Health:
         self.settings = settings
         self.exactly_once = settings.delivery == "exactly_once"
         self.bound = alive_bound(settings)
-        self.max_age = settings.metrics.ready_checkpoint_age_seconds
+        self.max_age = settings.http.ready_checkpoint_age_seconds
         self.started = time.monotonic()
         self.running: Running | None = None  # None: starting
 

@@ -284,7 +284,7 @@ class ExactlyOnceSettings(_Section):
     )
 
 
-class MetricsSettings(_Section):
+class HttpSettings(_Section):
     """The HTTP endpoint of /metrics, /healthz and /readyz, and the side sampler behind them."""
 
     enabled: bool = True
@@ -330,7 +330,7 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         "text", description="json: one JSON object per line on stderr, for log shippers"
     )
-    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
     progress_log_seconds: float = Field(
         30.0, ge=0, description="off a terminal, a progress line this often (0: never)"
     )

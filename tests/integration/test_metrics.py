@@ -29,8 +29,8 @@ def _observed(tailer: Tailer, **env: str) -> Tailer:
     """The tailer with its endpoint on a free port and a fast side sampler."""
     tailer.env.update(
         {
-            "BINLOG_TAILER_METRICS__PORT": "0",
-            "BINLOG_TAILER_METRICS__SAMPLE_INTERVAL_SECONDS": "0.5",
+            "BINLOG_TAILER_HTTP__PORT": "0",
+            "BINLOG_TAILER_HTTP__SAMPLE_INTERVAL_SECONDS": "0.5",
             **env,
         }
     )

@@ -31,7 +31,7 @@ def test_run_with_the_metrics_port_taken_is_one_error_line_and_exit_1(tmp_path):
         port = taken.getsockname()[1]
         env = {k: v for k, v in os.environ.items() if not k.startswith("BINLOG_TAILER_")}
         env |= {
-            "BINLOG_TAILER_METRICS__PORT": str(port),
+            "BINLOG_TAILER_HTTP__PORT": str(port),
             "BINLOG_TAILER_CHECKPOINT__PATH": str(tmp_path / "offsets.json"),
         }
         out = subprocess.run(

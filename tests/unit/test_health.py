@@ -22,7 +22,7 @@ def test_readiness_names_each_failed_condition():
     assert problems == [
         "MySQL: not streaming (connecting or waiting to reconnect)",
         "Kafka: not reachable (all brokers down)",
-        "checkpoint: 90s behind what was read (metrics.ready_checkpoint_age_seconds = 60)",
+        "checkpoint: 90s behind what was read (http.ready_checkpoint_age_seconds = 60)",
     ]
     assert readiness_problems(True, None, None, 0, 60) == ["Kafka: not checked yet"]
 
@@ -134,7 +134,7 @@ def test_a_port_in_use_is_one_clear_error():
             Endpoints("127.0.0.1", port, health, registry(health))
     message = str(err.value)
     assert f"cannot listen on 127.0.0.1:{port}" in message
-    assert "BINLOG_TAILER_METRICS__PORT" in message and "\n" not in message
+    assert "BINLOG_TAILER_HTTP__PORT" in message and "\n" not in message
 
 
 def test_exactly_once_exposes_its_commits_and_checkpoints_the_last_committed_position():
