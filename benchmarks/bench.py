@@ -359,6 +359,8 @@ class Ours:
             "BINLOG_TAILER_MYSQL__SERVER_ID": str(7000 + os.getpid() % 1000),
             "BINLOG_TAILER_LOG_LEVEL": "WARNING",
             "BINLOG_TAILER_DELIVERY": delivery,
+            # metrics on (their cost is part of the figures), on any free port
+            "BINLOG_TAILER_HTTP__PORT": os.environ.get("BINLOG_TAILER_HTTP__PORT", "0"),
         }
         if self.transactional:
             self.envvars |= {

@@ -67,3 +67,14 @@ class AckTracker(Generic[P]):
     @property
     def pending(self) -> int:
         return len(self._inflight)
+
+    @property
+    def issued(self) -> int:
+        """How many sequence numbers were issued."""
+        return self._next_seq
+
+    @property
+    def oldest(self) -> int | None:
+        """The sequence number of the oldest record not acknowledged (None: none)."""
+        inflight = self._inflight
+        return inflight[0] if inflight else None

@@ -7,22 +7,25 @@ Exit codes: 0 success (also after a clean SIGTERM/SIGINT drain), 1 runtime error
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from binlog_tailer import __version__
 from binlog_tailer.checkpoint import CheckpointStore
 from binlog_tailer.errors import BinlogTailerError, ConfigError
+from binlog_tailer.logs import ConsoleHandler, setup_logging
 from binlog_tailer.position import BinlogPosition, parse_position
 from binlog_tailer.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from binlog_tailer.health import Health
     from binlog_tailer.pipeline import Pipeline
     from binlog_tailer.source import BinlogSource
 
@@ -73,9 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     try:
         settings = load_settings(args.config)
-        _setup_logging(settings.log_level)
+        console = setup_logging(settings.log_level, settings.log_format)
         if args.command == "run":
-            return _run(settings, args.start)
+            return _run(settings, args.start, console)
         if args.command == "offsets":
             return _offsets(settings, args)
         if args.command == "check":
@@ -88,15 +91,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     parser.error(f"unknown command {args.command}")
     return EXIT_CONFIG  # not reached
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
 
 
 def _store(settings: Settings) -> CheckpointStore:
@@ -180,11 +174,75 @@ def _stop_on_signals(source: BinlogSource, pipeline: Pipeline) -> None:
     signal.signal(signal.SIGINT, on_signal)
 
 
-def _run(settings: Settings, start: str | None) -> int:
-    from binlog_tailer.service import build, new_publisher
+@contextlib.contextmanager
+def _endpoints(settings: Settings) -> Iterator[Health]:
+    """/metrics, /healthz and /readyz from the start (a port in use fails at once)."""
+    from binlog_tailer.health import Health
 
+    health = Health(settings)
+    m = settings.http
+    if not m.enabled:
+        yield health
+        return
+    from binlog_tailer.endpoints import Endpoints
+    from binlog_tailer.metrics import registry
+
+    endpoints = Endpoints(m.host, m.port, health, registry(health))
+    endpoints.start()
+    try:
+        yield health
+    finally:
+        endpoints.close()
+
+
+@contextlib.contextmanager
+def _watched(
+    settings: Settings,
+    health: Health,
+    pipeline: Pipeline,
+    source: BinlogSource,
+    start: BinlogPosition,
+    console: ConsoleHandler,
+) -> Iterator[None]:
+    """The side sampler behind metrics and readiness, and the progress line or log."""
+    from binlog_tailer.health import Running
+    from binlog_tailer.monitor import Monitor
+    from binlog_tailer.progress import Progress
+
+    live = sys.stderr.isatty() and settings.log_format == "text"
+    interval = settings.http.sample_interval_seconds
+    monitor = None
+    if settings.http.enabled or live or settings.progress_log_seconds > 0:
+        monitor = Monitor(
+            settings.mysql,
+            settings.kafka,
+            min(interval, 1.0) if live else interval,
+            source.read_position,
+            health.checkpoint,
+        )
+    health.attach(Running(pipeline, source, monitor, start))
+    progress = Progress(pipeline, monitor, console if live else None, settings.progress_log_seconds)
+    if monitor is not None:
+        monitor.start()
+    progress.start()
+    try:
+        yield
+    finally:
+        progress.stop()
+        if monitor is not None:
+            monitor.stop()
+
+
+def _run(settings: Settings, start: str | None, console: ConsoleHandler) -> int:
     if start is not None and start not in ("earliest", "latest"):
         parse_position(start)  # a bad --from is a usage error before anything connects
+    with _endpoints(settings) as health:
+        return _stream(settings, start, console, health)
+
+
+def _stream(settings: Settings, start: str | None, console: ConsoleHandler, health: Health) -> int:
+    from binlog_tailer.service import build, new_publisher
+
     store = _store(settings)
     # Exactly-once: fence an older instance before reading the position, so that no commit
     # of it can follow the read.
@@ -216,7 +274,8 @@ def _run(settings: Settings, start: str | None) -> int:
         *settings.captured_tables(),
     )
     try:
-        pipeline.run()
+        with _watched(settings, health, pipeline, source, position, console):
+            pipeline.run()
     finally:
         source.close()
     log.info(

@@ -20,6 +20,7 @@ from binlog_tailer.mapping.dead_letter import DeadLetters
 from binlog_tailer.mapping.transactions import TransactionMetadata
 from binlog_tailer.model import Record, RowChange, TxnEnd
 from binlog_tailer.position import BinlogPosition
+from binlog_tailer.stats import PipelineStats
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,14 @@ class Pipeline:
         self._txn_records = 0  # self.records when the current transaction began
         self._stop_requested = False
         self._drain_deadline: float | None = None
+        self.stats = PipelineStats()
+        self._commit_ms = 0  # when the newest row read was committed (ms)
+        self._rows_at_mark = 0
+
+    @property
+    def checkpoint(self) -> BinlogPosition | None:
+        """The position stored last (exactly-once: committed last); None before the first."""
+        return self.transactions.committed if self.transactions is not None else self.saved
 
     def stop(self) -> None:
         """Ask the run to end (signal-safe). The source, stopped too, ends the stream at the
@@ -126,6 +135,7 @@ class Pipeline:
     def _give_up(self) -> bool:
         """Whether a record waiting for room in Kafka's full queue gives up: once a stop is
         requested; while draining, at the drain's deadline."""
+        self.stats.touch()  # waiting for room in Kafka's queue is alive
         if self._drain_deadline is not None:
             return time.monotonic() >= self._drain_deadline
         return self._stop_requested
@@ -157,6 +167,8 @@ class Pipeline:
         meta, hb = self.transaction_metadata, self.heartbeats
         if meta is not None or hb is not None:
             boundary = self._with_metadata(boundary)
+        by_table, new_table = self.stats.by_table, self.stats.table
+        commit_ms = self._commit_ms  # of the newest row read (a local: one store per row less)
         for item in self.source:
             if item is not None:
                 if isinstance(item, RowChange):
@@ -168,6 +180,10 @@ class Pipeline:
                             publish(begin, issue())
                     for record in records:
                         publish(record, issue())
+                    counts = (by_table.get(item.schema) or new_table(item.schema))[item.op]
+                    counts[0] += 1
+                    counts[1] += len(records)
+                    commit_ms = item.ts_ms
                     if txns is not None:
                         txns.row_done(item, self.records)
                 else:
@@ -184,6 +200,8 @@ class Pipeline:
             if hb is not None:
                 self._heartbeat(hb, last_poll)
             self._maybe_save()
+            self._commit_ms = commit_ms
+            self._mark()
 
     def _with_metadata(
         self, boundary: Callable[[BinlogPosition], None]
@@ -221,6 +239,25 @@ class Pipeline:
         a server that went away): acknowledged work is checkpointed even then."""
         self._poll(0)
         self._maybe_save()
+        self._mark()
+
+    def _mark(self) -> None:
+        # Records issued since the last mark without a row read (heartbeats) are no change
+        # waiting: they get no commit time (the newest row's would make the lag jump).
+        rows, self._rows_at_mark = self._rows_at_mark, self.rows
+        commit_ms = self._commit_ms if self.rows != rows else 0
+        tracker = self.tracker
+        self.stats.mark(tracker.issued, commit_ms, tracker.oldest, self._caught_up())
+
+    def _caught_up(self) -> bool:
+        """Whether everything read is acknowledged and the checkpoint (exactly-once: the last
+        Kafka transaction committed) reaches it."""
+        if self.tracker.pending:
+            return False
+        txns = self.transactions
+        if txns is not None:
+            return txns.committed == txns.position
+        return self.tracker.safe == self.saved
 
     def _map(self, change: RowChange) -> list[Record]:
         try:
@@ -230,6 +267,7 @@ class Pipeline:
                 raise
             log.warning("dead letter (%s): %s", exc.reason, exc)
             self.dead_lettered += 1
+            self.stats.dead_letter(exc.reason)
             return [
                 self.dead_letters.record(
                     change, exc.reason, str(exc), exc.original, event_id=exc.event_id
@@ -259,6 +297,7 @@ class Pipeline:
             raise exc
         log.warning("dead letter (rejected by Kafka): %s", exc)
         self.dead_lettered += 1
+        self.stats.dead_letter("rejected")
         event_id = next(
             (v for k, v in record.headers if k == "event_id" and isinstance(v, str)), None
         )

@@ -24,6 +24,7 @@ from binlog_tailer.errors import PublishError, PublishInterrupted, RecordRejecte
 from binlog_tailer.kafka_client import kafka_connection, redact, security_failure
 from binlog_tailer.model import Record
 from binlog_tailer.settings import KafkaSettings
+from binlog_tailer.stats import LATENCY_SAMPLE_EVERY
 
 if TYPE_CHECKING:
     from binlog_tailer.topics import TopicCreator
@@ -130,6 +131,9 @@ class KafkaPublisher:
         # Transactional: commits the open transaction before the producer is replaced (a new
         # producer of the same transactional.id fences the old one, aborting what it holds).
         self.before_new_producer: Callable[[], None] = lambda: None
+        # Given the delivery latency (seconds, None: unknown) of one record in
+        # LATENCY_SAMPLE_EVERY, as librdkafka measured it from produce() to the acknowledgement
+        self.on_latency: Callable[[float | None], None] = lambda seconds: None
         # librdkafka's bound of a batch of several records (uncompressed, framing included)
         self._batch_bytes = _batch_bound(self._config)
         self._limits: dict[str, int | None] = {}  # topic -> max.message.bytes (None: unknown)
@@ -177,6 +181,8 @@ class KafkaPublisher:
         def delivered(err: KafkaError | None, msg: Any) -> None:
             if err is None:
                 self._on_ack(seq)
+                if not seq & _LATENCY_MASK:
+                    self.on_latency(msg.latency())
             elif (
                 err.code() in _BATCH_ERRORS
                 and _record_bytes(record) > batch_bytes
@@ -522,6 +528,8 @@ class KafkaPublisher:
         elif not self._quiet:
             log.warning("Kafka: %s", redact(err.str(), self.settings))
 
+
+_LATENCY_MASK = LATENCY_SAMPLE_EVERY - 1
 
 # Errors about one record itself: other records still go through.
 _RECORD_ERRORS = frozenset(

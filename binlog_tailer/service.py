@@ -152,4 +152,5 @@ def build(
     if transactions is not None:
         publisher.before_new_producer = lambda: transactions.commit_now(pipeline.records)
     source.on_idle = pipeline.idle
+    publisher.on_latency = pipeline.stats.latency.observe
     return pipeline, source

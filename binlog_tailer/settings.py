@@ -390,6 +390,23 @@ class ExactlyOnceSettings(_Section):
     )
 
 
+class HttpSettings(_Section):
+    """The HTTP endpoint of /metrics, /healthz and /readyz, and the side sampler behind them."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(9400, ge=0, le=65535, description="0: any free port (logged at start)")
+    ready_checkpoint_age_seconds: float = Field(
+        120.0, gt=0, description="/readyz fails while the checkpoint lags behind longer"
+    )
+    sample_interval_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="how often bytes behind, retention headroom and Kafka are sampled",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -416,6 +433,13 @@ class Settings(BaseSettings):
     )
     initial_position: Literal["latest", "earliest"] = "latest"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="json: one JSON object per line on stderr, for log shippers"
+    )
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    progress_log_seconds: float = Field(
+        30.0, ge=0, description="off a terminal, a progress line this often (0: never)"
+    )
 
     _name = field_validator("name")(_kafka_name)
 

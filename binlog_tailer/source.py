@@ -135,6 +135,7 @@ class BinlogSource:
         self._at = start.pos or 4  # where the next event starts
         self._skip = 0  # rows to skip after reopening inside a transaction
         self.reconnects = 0
+        self.streaming = False  # the stream is open and the server accepted the position
         self._savepoints: dict[bytes, int] = {}
         self._reset_txn()
         self._released: list[RowChange] = []  # held rows freed by the commit being yielded
@@ -150,6 +151,11 @@ class BinlogSource:
         binlog when its first row is, so this waits only for bytes in flight; when idle, the
         next heartbeat ends the iteration."""
         self._stopping = True
+
+    def read_position(self) -> tuple[str | None, int]:
+        """(file, offset) where the next event starts: how far the stream has read. (Read
+        from another thread: the pair may straddle a rotation for a moment.)"""
+        return self._file, self._at
 
     def close(self) -> None:
         self._close_stream()
@@ -241,6 +247,7 @@ class BinlogSource:
             conn.open(self._resume)
             # the first packet tells whether the server accepted the position
             self._first: bytes | None = conn.read()
+            self.streaming = True
         except ConnectionLost as exc:
             self._close_stream()
             raise SourceUnavailable(f"replication connection lost while opening: {exc}") from exc
@@ -274,6 +281,7 @@ class BinlogSource:
         raise translate(exc, self.settings) from exc
 
     def _close_stream(self) -> None:
+        self.streaming = False
         if self._conn is not None:
             with contextlib.suppress(Exception):  # closing a broken connection may fail
                 self._conn.close()

@@ -47,6 +47,8 @@ def main() -> int:
         "BINLOG_TAILER_CAPTURE__INCLUDE": f"{db}.*",
         "BINLOG_TAILER_CAPTURE__TOPIC_PREFIX": prefix,
         "BINLOG_TAILER_CHECKPOINT__PATH": f"{workdir}/offsets.json",
+        # /metrics on any free port (logged), so that runs side by side do not collide
+        "BINLOG_TAILER_HTTP__PORT": os.environ.get("BINLOG_TAILER_HTTP__PORT", "0"),
     }
     # Start from the current end of the binlog, read before writing: no write can slip past.
     end = latest_position(admin)

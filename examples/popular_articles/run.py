@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         "BINLOG_TAILER_OUTBOX__TABLES": f"{db}.outbox",
         "BINLOG_TAILER_OUTBOX__TOPIC_TEMPLATE": f"{db}.{{aggregate_type}}",
         "BINLOG_TAILER_CHECKPOINT__PATH": str(workdir / "offsets.json"),
+        # /metrics on any free port (logged), so that runs side by side do not collide
+        "BINLOG_TAILER_HTTP__PORT": os.environ.get("BINLOG_TAILER_HTTP__PORT", "0"),
     }
     say(f"database {db}; binlog-tailer log: {workdir / 'tailer.log'}")
     with open(workdir / "tailer.log", "wb") as log:

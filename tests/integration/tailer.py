@@ -33,6 +33,7 @@ class Tailer:
             "BINLOG_TAILER_CAPTURE__TOPIC_PREFIX": self.topic_prefix,
             "BINLOG_TAILER_CHECKPOINT__PATH": str(self.checkpoint),
             "BINLOG_TAILER_CHECKPOINT__INTERVAL_SECONDS": "0.2",
+            "BINLOG_TAILER_HTTP__PORT": "0",  # services run side by side
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None

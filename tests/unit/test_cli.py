@@ -19,3 +19,29 @@ def test_module_entry_point_runs():
     )
     assert out.returncode == 0
     assert "binlog-tailer" in out.stdout
+
+
+def test_run_with_the_metrics_port_taken_is_one_error_line_and_exit_1(tmp_path):
+    import os
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BINLOG_TAILER_")}
+        env |= {
+            "BINLOG_TAILER_HTTP__PORT": str(port),
+            "BINLOG_TAILER_CHECKPOINT__PATH": str(tmp_path / "offsets.json"),
+        }
+        out = subprocess.run(
+            [sys.executable, "-m", "binlog_tailer", "run"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    assert out.returncode == 1, out.stderr
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1, out.stderr
+    assert f"cannot listen on 127.0.0.1:{port} for metrics and health" in lines[0]
