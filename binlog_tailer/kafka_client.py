@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
 from binlog_tailer.settings import KafkaSettings, is_secret
 
@@ -66,6 +66,27 @@ def redact(text: str, s: KafkaSettings) -> str:
     for value in secret_values(s):
         text = text.replace(value, "***")
     return text
+
+
+# The cluster did not answer in time (down, restarting, unreachable): worth waiting for
+UNREACHABLE_ERRORS = frozenset(
+    {
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NOT_CONTROLLER,
+    }
+)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether `exc`, from a Kafka client's request, says the cluster did not answer (rather
+    than that it refused): a TimeoutError of a request's future, or a transient error code."""
+    if isinstance(exc, TimeoutError):
+        return True
+    err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+    return isinstance(err, KafkaError) and err.code() in UNREACHABLE_ERRORS
 
 
 # A broker that refuses us for who we are, or a TLS handshake that fails: retrying does not help

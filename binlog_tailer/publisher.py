@@ -21,7 +21,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from binlog_tailer.errors import PublishError, PublishInterrupted, RecordRejected
-from binlog_tailer.kafka_client import kafka_connection, redact, security_failure
+from binlog_tailer.kafka_client import kafka_connection, redact, security_failure, unreachable
 from binlog_tailer.model import Record
 from binlog_tailer.settings import KafkaSettings
 from binlog_tailer.stats import LATENCY_SAMPLE_EVERY
@@ -175,7 +175,7 @@ class KafkaPublisher:
         """Hand `record` to the producer. While its local queue is full (Kafka slower than the
         binlog), wait for room, serving delivery reports; `give_up` (a stop was requested) ends
         that wait with PublishInterrupted, the record not sent."""
-        self._refuse_locally(record, seq)
+        self._refuse_locally(record, seq, give_up)
         batch_bytes = self._batch_bytes  # as the producer taking this record batches
 
         def delivered(err: KafkaError | None, msg: Any) -> None:
@@ -224,10 +224,10 @@ class KafkaPublisher:
                     f"cannot produce to topic {record.topic!r}: {_describe(exc)}"
                 ) from exc
 
-    def _refuse_locally(self, record: Record, seq: int) -> None:
+    def _refuse_locally(self, record: Record, seq: int, give_up: Callable[[], bool]) -> None:
         """RecordRejected for a record a broker would refuse with others around it."""
         if record.topic not in self._limits:
-            self._learn_limit(record)
+            self._await_topic(record, seq, give_up)
         if self.transactional and _record_bytes(record) > self._fit[record.topic]:
             raise RecordRejected(self._too_large(record), record, seq)
         if record.key is None and record.topic in self._compacted:
@@ -377,9 +377,45 @@ class KafkaPublisher:
             f" aborted, and a restart resumes at the last commit ({err.str()})"
         )
 
+    def _await_topic(self, record: Record, seq: int, give_up: Callable[[], bool]) -> None:
+        """Learn a topic's settings at its first record (creating it when missing), waiting
+        while Kafka does not answer, as long as a record may wait for its delivery: a record
+        produced to a topic not yet created while the cluster is away would fail as unknown."""
+        deadline = time.monotonic() + self.settings.delivery_timeout_ms / 1000
+        warned = False
+        while True:
+            try:
+                self._learn_limit(record)
+                return
+            except (KafkaException, TimeoutError) as exc:
+                if not unreachable(exc):
+                    raise
+                if give_up():
+                    raise PublishInterrupted(record, seq) from None
+                if time.monotonic() >= deadline:
+                    raise PublishError(
+                        f"Kafka did not answer within {self.settings.delivery_timeout_ms} ms"
+                        f" (kafka.delivery_timeout_ms) about topic {record.topic!r}, which this"
+                        f" record is the first for: {self._error_text(exc)}"
+                    ) from exc
+                if not warned:
+                    log.warning(
+                        "Kafka does not answer about topic %r (%s): waiting for it",
+                        record.topic,
+                        self._error_text(exc),
+                    )
+                    warned = True
+                self._serve(1.0)  # delivery reports meanwhile; a failure among them stops
+                self.raise_failure()
+
+    def _error_text(self, exc: BaseException) -> str:
+        text = _describe(exc) if isinstance(exc, KafkaException) else str(exc) or "timed out"
+        return redact(text, self.settings)
+
     def _learn_limit(self, record: Record) -> None:
         """Learn the topic's max.message.bytes (keep batches a margin under it) and whether it
-        is compacted; a missing topic is created first (with a TopicCreator)."""
+        is compacted; a missing topic is created first (with a TopicCreator). KafkaException or
+        TimeoutError when Kafka does not answer."""
         topic = record.topic
         limit, compacted = self._topic_config(record)
         if compacted:
@@ -450,6 +486,8 @@ class KafkaPublisher:
                     policy = created.config.get("cleanup.policy", policy)
             return int(limit), "compact" in policy.split(",")
         except (KafkaException, ValueError, TimeoutError, KeyError) as exc:
+            if unreachable(exc):
+                raise
             log.warning(
                 "cannot read the max.message.bytes of topic %r (%s): batches to it stay within"
                 " %d bytes (batch.size); a larger batch refused by Kafka stops the service",

@@ -20,6 +20,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from binlog_tailer.errors import TopicNotCreated
+from binlog_tailer.kafka_client import unreachable
 from binlog_tailer.model import Record
 from binlog_tailer.settings import TopicsSettings
 
@@ -63,6 +64,8 @@ def create_topic(
         err = exc.args[0] if exc.args else None
         if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
             return False
+        if unreachable(exc):  # not a refusal: the caller may wait for Kafka
+            raise
         raise TopicNotCreated(creation_failure(topic, exc, spec, purpose)) from exc
     return True
 

@@ -248,6 +248,7 @@ def test_readyz_turns_unready_while_kafka_is_down_and_ready_when_it_returns(
 ):
     with stack.admin(database) as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE a (id INT PRIMARY KEY)")
+        cur.execute("CREATE TABLE b (id INT PRIMARY KEY)")  # its topic: created with Kafka away
     # the record written while Kafka is away must outlive the broker's restart
     _observed(tailer, BINLOG_TAILER_KAFKA__DELIVERY_TIMEOUT_MS="300000").start()
     port = _port(tailer)
@@ -296,6 +297,13 @@ def test_readyz_turns_unready_while_kafka_is_down_and_ready_when_it_returns(
         wait_until(lagging, 15, "the lag to grow")
         assert _value(metrics, "binlog_tailer_records_in_flight") == 1, metrics
         wait_until(lambda: _kafka_pid() is None, 30, "Kafka to die")
+        # the first record for a topic not created yet waits for Kafka to create it (a record
+        # produced to it meanwhile would fail as unknown once the broker is back)
+        with stack.admin(database) as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO b VALUES (7)")
+        wait_until(
+            lambda: "Kafka does not answer about topic" in tailer.log(), 30, "the wait for Kafka"
+        )
     finally:
         if _kafka_pid() is None:  # never leave the shared broker down
             _start_kafka()
@@ -304,8 +312,15 @@ def test_readyz_turns_unready_while_kafka_is_down_and_ready_when_it_returns(
 
     def delivered() -> bool:
         caught_up.update(_metrics(port))
-        return _value(caught_up, "binlog_tailer_records_in_flight") == 0
+        b = {"database": database, "table": "b", "operation": "insert"}
+        return (
+            _value(caught_up, "binlog_tailer_records_in_flight") == 0
+            and _value(caught_up, "binlog_tailer_records_total", **b) == 1
+        )
 
-    wait_until(delivered, 60, "the record to be delivered")
+    wait_until(delivered, 90, "the records to be delivered")
     assert _value(caught_up, "binlog_tailer_lag_seconds") == 0
     assert tailer.stop() == 0, tailer.log()
+    topic_b = tailer.topic(database, "b")
+    [record] = consume(stack.kafka_bootstrap, [topic_b], expect=1)
+    assert json.loads(record.value())["after"]["id"] == 7

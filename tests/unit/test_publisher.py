@@ -228,3 +228,57 @@ def test_a_fenced_producer_stops_with_the_fenced_line_not_an_erroneous_state(
     text = str(raised.value)
     assert text.startswith("fenced by a newer instance of shop: "), text
     assert "Erroneous state" not in text and "was aborted" not in text
+
+
+def _kafka_away(answers: list) -> object:
+    """A _topic_config that raises (Kafka not answering) until `answers` yields a result."""
+
+    def topic_config(record):
+        answer = answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    return topic_config
+
+
+@pytest.mark.parametrize(
+    "away",
+    [TimeoutError(), KafkaException(KafkaError(KafkaError._TRANSPORT))],
+    ids=["request timed out", "transport"],
+)
+def test_a_new_topic_waits_for_kafka_to_answer_before_its_first_record_is_sent(made, away):
+    p = KafkaPublisher(KafkaSettings(), on_ack=lambda seq: None)
+    p._serve = lambda timeout: None  # type: ignore[method-assign]
+    p._topic_config = _kafka_away([away, away, (50_000, False)])  # type: ignore[method-assign]
+    p.publish(_record("new", 100), 1)
+    assert made[-1].outstanding == 1  # sent once Kafka answered, with its limit learnt
+    assert p._limits["new"] == 50_000
+
+
+def test_a_new_topic_gives_up_waiting_for_kafka_after_the_delivery_timeout(made, monkeypatch):
+    p = KafkaPublisher(KafkaSettings(delivery_timeout_ms=1000), on_ack=lambda seq: None)
+    clock = iter(range(0, 100, 1))  # one second per look at the clock
+    monkeypatch.setattr(publisher_module.time, "monotonic", lambda: float(next(clock)))
+    p._serve = lambda timeout: None  # type: ignore[method-assign]
+    p._topic_config = _kafka_away([TimeoutError()] * 5)  # type: ignore[method-assign]
+    with pytest.raises(PublishError, match=r"did not answer within 1000 ms .* topic 'new'"):
+        p.publish(_record("new", 100), 1)
+    assert made[-1].outstanding == 0
+
+
+def test_a_stop_ends_the_wait_for_kafka_about_a_new_topic(made):
+    p = KafkaPublisher(KafkaSettings(), on_ack=lambda seq: None)
+    p._serve = lambda timeout: None  # type: ignore[method-assign]
+    p._topic_config = _kafka_away([TimeoutError()] * 5)  # type: ignore[method-assign]
+    with pytest.raises(PublishInterrupted):
+        p.publish(_record("new", 100), 1, lambda: True)
+    assert made[-1].outstanding == 0
+
+
+def test_a_refusal_to_describe_a_topic_is_not_waited_for(made):
+    p = KafkaPublisher(KafkaSettings(), on_ack=lambda seq: None)
+    denied = KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+    p._topic_config = _kafka_away([denied])  # type: ignore[method-assign]
+    with pytest.raises(KafkaException):  # not the wait's business: _topic_config's own
+        p.publish(_record("new", 100), 1)
