@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     osub.add_parser("reset", help="forget the stored position")
 
     sub.add_parser("check", help="preflight: server settings, privileges, Kafka")
+    sub.add_parser("settings", help="print the effective settings as JSON, secrets masked")
     return parser
 
 
@@ -83,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _offsets(settings, args)
         if args.command == "check":
             return _check(settings)
+        if args.command == "settings":
+            print(json.dumps(settings.masked(), indent=2))
+            return EXIT_OK
     except ConfigError as exc:
         print(f"binlog-tailer: {exc}", file=sys.stderr)
         return EXIT_CONFIG

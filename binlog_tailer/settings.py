@@ -488,6 +488,16 @@ class Settings(BaseSettings):
             return None
         return self.heartbeat.topic.format(prefix=self.capture.topic_prefix)
 
+    def masked(self) -> dict[str, Any]:
+        """The settings as JSON-ready data, with every secret (passwords, and any entry of the
+        producer dictionary whose name may hold one) replaced by a mask."""
+        data = self.model_dump(mode="json")  # SecretStr: "**********"
+        producer = data["kafka"]["producer"]
+        for key in producer:
+            if is_secret(key):
+                producer[key] = MASK
+        return data
+
     def captured_tables(self) -> tuple[list[str], list[str]]:
         """(include, exclude) patterns of every captured table, outbox tables included."""
         include = self.capture.include
@@ -524,6 +534,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         raise ConfigError(f"cannot read settings: {exc}") from None
 
 
+MASK = "**********"  # what pydantic shows of a SecretStr
 _SECRET = re.compile(r"pass|secret|token|key|sasl|credential|auth", re.I)
 
 

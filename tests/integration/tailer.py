@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from tests.integration.stack import Stack, last_offset_document, wait_until
@@ -48,6 +51,21 @@ class Tailer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def http_port(self) -> int:
+        """The port the running service's metrics and health endpoints are bound to."""
+        found = re.search(r"metrics and health on http://127\.0\.0\.1:(\d+)", self.log())
+        assert found, self.log()
+        return int(found.group(1))
+
+    def http_get(self, path: str) -> tuple[int, str]:
+        """(status, body) of GET `path` from the running service's HTTP endpoints."""
+        url = f"http://127.0.0.1:{self.http_port()}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
 
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import json
 import os
-import re
 import signal
 import subprocess
 import time
@@ -38,9 +37,7 @@ def _observed(tailer: Tailer, **env: str) -> Tailer:
 
 
 def _port(tailer: Tailer) -> int:
-    found = re.search(r"metrics and health on http://127\.0\.0\.1:(\d+)", tailer.log())
-    assert found, tailer.log()
-    return int(found.group(1))
+    return tailer.http_port()
 
 
 def _get(port: int, path: str) -> tuple[int, str]:

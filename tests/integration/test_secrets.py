@@ -117,8 +117,14 @@ def test_no_command_shows_a_secret(
         got = consume(stack.kafka_bootstrap, [tailer.topic(database, "t")], expect=1)
         assert len(got) == 1, tailer.log()
         wait_until(lambda: tailer.stored_checkpoint() is not None, 30, "a checkpoint")
+        wait_until(lambda: "metrics and health on" in tailer.log(), 30, "the HTTP endpoints")
+        for path in ("/metrics", "/healthz", "/readyz"):
+            status, body = tailer.http_get(path)
+            assert status in (200, 503), (path, status)
+            outputs.append((f"GET {path}", body.encode()))
         assert tailer.stop() == 0, tailer.log()
         outputs.append(("run", tailer.log_path.read_bytes()))
+        cli("settings", "settings", expect=0)
         cli("offsets show", "offsets", "show", expect=0)
         cli("wrong MySQL password", "run", expect=1, BINLOG_TAILER_MYSQL__PASSWORD=WRONG_MYSQL)
         cli(
@@ -161,7 +167,7 @@ def test_no_command_shows_a_secret(
         tailer.close()
         with stack.admin() as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
-    assert len(outputs) == 10
+    assert len(outputs) == 14
     for what, output in outputs:
         assert output, f"{what}: no output at all (DEBUG logging)"
         assert_no_secret(output, what)

@@ -45,3 +45,29 @@ def test_run_with_the_metrics_port_taken_is_one_error_line_and_exit_1(tmp_path):
     lines = out.stderr.splitlines()
     assert len(lines) == 1, out.stderr
     assert f"cannot listen on 127.0.0.1:{port} for metrics and health" in lines[0]
+
+
+def test_settings_prints_the_effective_settings_with_every_secret_masked(monkeypatch, capsys):
+    import json
+
+    monkeypatch.setenv("BINLOG_TAILER_MYSQL__PASSWORD", "Pw-mysql-1a2b")
+    monkeypatch.setenv("BINLOG_TAILER_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("BINLOG_TAILER_KAFKA__SASL_MECHANISM", "PLAIN")
+    monkeypatch.setenv("BINLOG_TAILER_KAFKA__SASL_USERNAME", "u")
+    monkeypatch.setenv("BINLOG_TAILER_KAFKA__SASL_PASSWORD", "Pw-sasl-3c4d")
+    monkeypatch.setenv(
+        "BINLOG_TAILER_KAFKA__PRODUCER",
+        json.dumps({"sasl.oauthbearer.client.secret": "Pw-oauth-5e6f", "linger.ms": 7}),
+    )
+    assert main(["settings"]) == 0
+    out = capsys.readouterr().out
+    for secret in ("Pw-mysql-1a2b", "Pw-sasl-3c4d", "Pw-oauth-5e6f"):
+        assert secret not in out
+    shown = json.loads(out)
+    assert shown["mysql"]["password"] == "**********"
+    assert shown["kafka"]["sasl_password"] == "**********"
+    assert shown["kafka"]["producer"] == {
+        "sasl.oauthbearer.client.secret": "**********",
+        "linger.ms": 7,
+    }
+    assert shown["kafka"]["security_protocol"] == "SASL_SSL"  # the rest as it is
