@@ -11,13 +11,16 @@ import json
 import os
 import socket
 import struct
+import subprocess
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pymysql
 from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka.admin import AdminClient
 
 SERVER_PORTS = {
     "mariadb": int(os.environ.get("BT_MARIADB_PORT", "13306")),
@@ -287,3 +290,27 @@ def tls_facts() -> TlsFacts:
         sasl_user=env["BT_KAFKA_SASL_USER"],
         sasl_password=env["BT_KAFKA_SASL_PASSWORD"],
     )
+
+
+ROOT = Path(__file__).resolve().parents[2]
+STACK_DIR = Path(os.environ.get("BT_STACK_DIR", ROOT / ".stack"))
+
+
+def kafka_pid() -> int | None:
+    """The local broker's process id, None when it is not running (tests marked
+    `stops_kafka` kill it)."""
+    try:
+        pid = int((STACK_DIR / "kafka" / "kafka.pid").read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def start_kafka(bootstrap: str) -> None:
+    """scripts/dev-up starts what is not running (Kafka) and waits until it serves."""
+    r = subprocess.run(
+        [str(ROOT / "scripts" / "dev-up")], capture_output=True, text=True, timeout=240
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=60)

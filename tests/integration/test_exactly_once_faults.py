@@ -11,7 +11,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import threading
 import time
 import uuid
@@ -28,7 +27,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
-from tests.integration.stack import Stack, unique_name, wait_until
+from tests.integration.stack import Stack, kafka_pid, start_kafka, unique_name, wait_until
 from tests.integration.tailer import Tailer, master_position
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,24 +153,6 @@ def topics_deleted(kafka_bootstrap: str):
     for f in admin.delete_topics(names, operation_timeout=30).values():
         with contextlib.suppress(KafkaException):  # never created
             f.result(timeout=30)
-
-
-def _kafka_pid() -> int | None:
-    try:
-        pid = int((STACK_DIR / "kafka" / "kafka.pid").read_text())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid
-
-
-def _start_kafka(bootstrap: str) -> None:
-    """scripts/dev-up starts what is not running (Kafka) and waits until it serves."""
-    r = subprocess.run(
-        [str(ROOT / "scripts" / "dev-up")], capture_output=True, text=True, timeout=240
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=60)
 
 
 def _read_all(bootstrap: str, topics: list[str], isolation: str) -> list[Message]:
@@ -316,14 +297,14 @@ def test_kill_9_of_service_and_broker_under_exactly_once_loses_and_duplicates_no
             if kills == KAFKA_KILL_AFTER:
                 # The broker killed while the service runs; the writer goes on meanwhile.
                 time.sleep(rng.uniform(0.2, 1.0))
-                pid = _kafka_pid()
+                pid = kafka_pid()
                 assert pid is not None, "Kafka is not running"
                 os.kill(pid, signal.SIGKILL)
                 killed_at = time.monotonic()
-                wait_until(lambda: _kafka_pid() is None, 30, "Kafka to die")
+                wait_until(lambda: kafka_pid() is None, 30, "Kafka to die")
                 kafka_kills += 1
                 time.sleep(rng.uniform(1, 2))  # how long Kafka stays away (and ~40 s to restart)
-                _start_kafka(stack.kafka_bootstrap)
+                start_kafka(stack.kafka_bootstrap)
                 kafka_away = time.monotonic() - killed_at
                 # Back: the service carries on (or exits, and is restarted) and commits what
                 # was written while Kafka was away.
@@ -345,8 +326,8 @@ def test_kill_9_of_service_and_broker_under_exactly_once_loses_and_duplicates_no
         assert running(), tailer.log()
         assert tailer.stop() == 0, tailer.log()
     finally:
-        if _kafka_pid() is None:  # never leave the shared broker down
-            _start_kafka(stack.kafka_bootstrap)
+        if kafka_pid() is None:  # never leave the shared broker down
+            start_kafka(stack.kafka_bootstrap)
     elapsed = time.monotonic() - started
 
     logs = [(tailer.workdir / f"run{n}.log").read_text() for n in range(1, tailer.runs + 1)]

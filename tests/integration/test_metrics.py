@@ -6,7 +6,6 @@ import collections
 import json
 import os
 import signal
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +15,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.proxy import TcpProxy
-from tests.integration.stack import Stack, consume, topic_sizes, unique_name, wait_until
+from tests.integration.stack import (
+    Stack,
+    consume,
+    kafka_pid,
+    start_kafka,
+    topic_sizes,
+    unique_name,
+    wait_until,
+)
 from tests.integration.tailer import Tailer, master_position
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -221,22 +228,6 @@ def test_readyz_turns_unready_while_mysql_is_unreachable_and_ready_when_it_retur
     assert any(x["level"] == "WARNING" and "MySQL" in x["message"] for x in lines), lines
 
 
-def _kafka_pid() -> int | None:
-    try:
-        pid = int((STACK_DIR / "kafka" / "kafka.pid").read_text())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid
-
-
-def _start_kafka() -> None:
-    r = subprocess.run(
-        [str(ROOT / "scripts" / "dev-up")], capture_output=True, text=True, timeout=240
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-
-
 @pytest.mark.stops_kafka
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("stack", ["mariadb"], indirect=True)  # Kafka's side: one server
@@ -264,7 +255,7 @@ def test_readyz_turns_unready_while_kafka_is_down_and_ready_when_it_returns(
         )
 
     wait_until(first_delivered, 30, "the first record to be delivered")
-    pid = _kafka_pid()
+    pid = kafka_pid()
     assert pid is not None, "Kafka is not running"
     try:
         os.kill(pid, signal.SIGKILL)
@@ -293,7 +284,7 @@ def test_readyz_turns_unready_while_kafka_is_down_and_ready_when_it_returns(
 
         wait_until(lagging, 15, "the lag to grow")
         assert _value(metrics, "binlog_tailer_records_in_flight") == 1, metrics
-        wait_until(lambda: _kafka_pid() is None, 30, "Kafka to die")
+        wait_until(lambda: kafka_pid() is None, 30, "Kafka to die")
         # the first record for a topic not created yet waits for Kafka to create it (a record
         # produced to it meanwhile would fail as unknown once the broker is back)
         with stack.admin(database) as conn, conn.cursor() as cur:
@@ -302,8 +293,8 @@ def test_readyz_turns_unready_while_kafka_is_down_and_ready_when_it_returns(
             lambda: "Kafka does not answer about topic" in tailer.log(), 30, "the wait for Kafka"
         )
     finally:
-        if _kafka_pid() is None:  # never leave the shared broker down
-            _start_kafka()
+        if kafka_pid() is None:  # never leave the shared broker down
+            start_kafka(stack.kafka_bootstrap)
     wait_until(lambda: _get(port, "/readyz")[0] == 200, 60, "ready after Kafka returned")
     caught_up = {}
 
