@@ -73,7 +73,8 @@ def test_stops_and_kill_9_under_load_lose_nothing_and_the_position_advances(
     tailer.use_kafka_store(offsets_topic)
     Writer.create_table(stack, database)
     tailer.start()
-    writer = Writer(stack, database, max_rows=15_000, pause=0.002)
+    # rows enough to go on through five slow restarts (the waits below are relative)
+    writer = Writer(stack, database, max_rows=60_000, pause=0.002)
     writer.start()
     rng = random.Random(5)
     positions = []

@@ -58,6 +58,8 @@ class Writer(threading.Thread):
     def wait_rows(self, n: int, timeout: float = 60) -> None:
         from tests.integration.stack import wait_until
 
+        # a target past max_rows is never reached: say so instead of timing out
+        assert n <= self.max_rows, f"waiting for {n} rows of a writer that stops at {self.max_rows}"
         wait_until(lambda: len(self.committed) >= n or self.error is not None, timeout, f"{n} rows")
 
     def finish(self) -> list[int]:
