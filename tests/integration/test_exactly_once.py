@@ -279,11 +279,14 @@ def test_kill_9_stops_and_lost_connections_under_load_publish_every_row_exactly_
 ):
     from tests.integration.test_faults import _kill_binlog_dump_connections
 
-    _eos(tailer, offsets_topic)
+    # Kafka transactions of a second: a kill finds one open with records on the broker (at
+    # the default 100 ms a loaded machine can spend most of its time in commits)
+    _eos(tailer, offsets_topic, BINLOG_TAILER_EXACTLY_ONCE__TRANSACTION_INTERVAL_MS="1000")
     topic = tailer.topic(database, "events")
     Writer.create_table(stack, database)
     tailer.start()
-    writer = Writer(stack, database, max_rows=12_000, pause=0.002)
+    # the writer goes on until finish(): every wait below needs new commits
+    writer = Writer(stack, database, max_rows=200_000, pause=0.002)
     writer.start()
     positions = []
     for target, how in zip(
@@ -297,6 +300,14 @@ def test_kill_9_stops_and_lost_connections_under_load_publish_every_row_exactly_
         )
         writer.wait_rows(target)
         if how == "kill":
+            wait_until(
+                lambda: (
+                    _topic_high_watermark(stack.kafka_bootstrap, topic)
+                    > _topic_high_watermark(stack.kafka_bootstrap, topic, True)
+                ),
+                30,
+                "an open Kafka transaction with records",
+            )
             tailer.kill()
         elif how == "stop":
             assert tailer.stop() == 0, tailer.log()[-5000:]
