@@ -569,7 +569,10 @@ def test_a_bad_row_under_stop_aborts_its_kafka_transaction_and_a_restart_resumes
     errors = [line for line in log.splitlines() if "is not JSON" in line]
     assert len(errors) == 1 and " ERROR " in errors[0], log[-5000:]
     assert event_ids() == ["before 0", "before 1", "before 2"]
-    assert _stored(tailer) == committed_before  # the position stays at the last commit
+    # The position stays before the bad row (the restart below meets it again); idle commits
+    # may have moved it past other tests' transactions on the shared server meanwhile.
+    stored = _stored(tailer)
+    assert (stored["file"], stored["pos"]) >= (committed_before["file"], committed_before["pos"])
 
     tailer.start()  # the bad row again
     assert tailer.wait_exit(30) == 1, tailer.log()[-5000:]
