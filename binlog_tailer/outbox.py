@@ -32,10 +32,31 @@ class Cursor(Protocol):
     def execute(self, query: str, args: Any = ..., /) -> Any: ...
 
 
-def outbox_ddl(table: str = "outbox") -> str:
-    """CREATE TABLE statement of an outbox table named `table` (see outbox.sql)."""
+# What the polling relay (outbox.source = poll) needs besides: the order rows are published
+# in, assigned by the server at insert (never by clients, whose clocks and UUIDs need not
+# agree), and the mark of a row sent (relay.after_publish = mark).
+RELAY_COLUMNS = (
+    "  seq            BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,\n"
+    "  sent_at        DATETIME(6) NULL,\n"
+)
+RELAY_KEYS = ",\n  UNIQUE KEY ux_outbox_seq (seq),\n  KEY ix_outbox_unsent (sent_at, seq)"
+
+
+def outbox_ddl(table: str = "outbox", *, relay: bool = False, engine: str = "InnoDB") -> str:
+    """CREATE TABLE statement of an outbox table named `table` (see outbox.sql).
+
+    `relay`: with the columns the polling relay needs (`seq`, `sent_at`). `engine="BLACKHOLE"`
+    (MySQL; the binlog path only): rows reach the binlog and are never stored."""
+    if not re.match(r"^[A-Za-z]+$", engine):
+        raise ValueError(f"not a storage engine name: {engine!r}")
     sql = resources.files("binlog_tailer").joinpath("outbox.sql").read_text(encoding="utf-8")
     statement = sql[sql.index("CREATE TABLE") :].strip().rstrip(";")
+    if relay:
+        head, _, rest = statement.partition("  PRIMARY KEY")
+        statement = f"{head}{RELAY_COLUMNS}  PRIMARY KEY{rest}"
+        keys_end = statement.index("\n) ENGINE=")
+        statement = statement[:keys_end] + RELAY_KEYS + statement[keys_end:]
+    statement = statement.replace("ENGINE=InnoDB", f"ENGINE={engine}")
     return statement.replace(
         "CREATE TABLE IF NOT EXISTS outbox", f"CREATE TABLE IF NOT EXISTS {_quote(table)}"
     )

@@ -250,6 +250,11 @@ class OutboxSettings(_Section):
     tables: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="db.table patterns of outbox tables (all one shape)"
     )
+    source: Literal["binlog", "poll"] = Field(
+        "binlog",
+        description="binlog: read committed inserts from the binlog; poll: the polling relay"
+        " reads unsent rows with SELECT (no binlog access needed; see relay.*)",
+    )
     id_column: str = "id"
     aggregate_type_column: str = "aggregate_type"
     aggregate_id_column: str = "aggregate_id"
@@ -279,6 +284,39 @@ class OutboxSettings(_Section):
                 " {aggregate_type}, {event_type}, {db}, {table}"
             ) from None
         return v
+
+
+class RelaySettings(_Section):
+    """The polling relay (`outbox.source = "poll"`): one active relay per connector name."""
+
+    sequence_column: str = Field(
+        "seq", description="AUTO_INCREMENT column: the order rows are published in"
+    )
+    after_publish: Literal["delete", "mark"] = Field(
+        "delete", description="what happens to a row Kafka acknowledged: deleted, or marked sent"
+    )
+    sent_column: str = Field(
+        "sent_at", description="after_publish = mark: a NULL DATETIME(6) column set when sent"
+    )
+    batch_size: int = Field(500, ge=1, le=10_000, description="rows read, published, then removed")
+    poll_interval_ms: int = Field(
+        100, ge=1, le=60_000, description="wait between polls that found nothing to publish"
+    )
+    standby_check_seconds: float = Field(
+        1.0, gt=0, le=60, description="how often a standby relay tries to become the active one"
+    )
+
+
+class PruneSettings(_Section):
+    """`binlog-tailer outbox prune`: deletes published outbox rows older than a retention."""
+
+    user: str | None = Field(
+        None, description="a user allowed to DELETE from the outbox (default: mysql.user)"
+    )
+    password: SecretStr | None = Field(None, description="its password (default: mysql.password)")
+    retention_hours: float = Field(168.0, ge=0, description="rows younger than this stay")
+    batch_size: int = Field(1000, ge=1, le=100_000, description="rows per DELETE transaction")
+    pause_ms: int = Field(10, ge=0, le=60_000, description="pause between DELETE transactions")
 
 
 TopicConfig = dict[str, str | int | float | bool]
@@ -416,6 +454,8 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    relay: RelaySettings = Field(default_factory=RelaySettings)
+    prune: PruneSettings = Field(default_factory=PruneSettings)
     dead_letter: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     topics: TopicsSettings = Field(default_factory=TopicsSettings)
     heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
@@ -450,6 +490,35 @@ class Settings(BaseSettings):
                 "delivery = exactly_once needs checkpoint.store = kafka (the position is"
                 " committed in the Kafka transaction that carries the records)"
                 f" [env {ENV_PREFIX}CHECKPOINT__STORE=kafka]"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _relay_tables(self) -> Settings:
+        if self.outbox.source != "poll":
+            return self
+        o = self.outbox
+        if not o.tables:
+            raise ValueError(
+                "outbox.source = poll needs outbox.tables: the outbox table(s) to relay, as"
+                f" db.table [env {ENV_PREFIX}OUTBOX__TABLES]"
+            )
+        patterns = [t for t in o.tables if any(c in t for c in "*?[") or t.count(".") != 1]
+        if patterns:
+            raise ValueError(
+                "outbox.source = poll relays named tables (db.table), not patterns:"
+                f" {', '.join(patterns)}"
+            )
+        if self.capture.include is not None:
+            raise ValueError(
+                "outbox.source = poll relays outbox tables only; capture.include (data tables)"
+                " needs the binlog (outbox.source = binlog)"
+            )
+        if self.delivery == "exactly_once":
+            raise ValueError(
+                "outbox.source = poll publishes at least once (duplicates after a crash are"
+                " bounded by relay.batch_size, with event_id headers to drop them); set"
+                f" delivery = at_least_once [env {ENV_PREFIX}DELIVERY]"
             )
         return self
 

@@ -1,6 +1,11 @@
 """Each local source server is real and configured the way CDC needs it."""
 
-from tests.integration.stack import Stack
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+
+from tests.integration.stack import ROOT, STACK_DIR, Stack, kafka_pid
 
 
 def test_rows_written_by_admin_are_readable_by_cdc_user(stack: Stack, database: str):
@@ -69,3 +74,32 @@ def test_cdc_user_has_least_privilege(stack: Stack):
     assert "BINLOG MONITOR" in grants or "REPLICATION CLIENT" in grants
     assert "ALL PRIVILEGES" not in grants
     assert "INSERT" not in grants
+
+
+def _open_files(pid: int) -> list[str]:
+    fds = Path(f"/proc/{pid}/fd")
+    out = []
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile
+            out.append(os.readlink(fd))
+    return out
+
+
+def test_stack_servers_hold_no_lock_of_the_scripts(stack: Stack):
+    """A server (or Kafka) started while dev-up held its lock must not inherit it: it would keep
+    every later dev-up (the demo, the benchmark, a test restarting Kafka) waiting for ever."""
+    pids = {"Kafka": kafka_pid()}
+    server_pid = STACK_DIR / stack.server / "mysqld.pid"
+    pids[stack.server] = int(server_pid.read_text())
+    for name, pid in pids.items():
+        assert pid is not None, f"{name} is not running"
+        locks = [f for f in _open_files(pid) if f.endswith(".lock")]
+        assert locks == [], f"{name} (pid {pid}) holds {locks}"
+
+
+def test_dev_up_again_reuses_the_running_stack(kafka_bootstrap: str):
+    r = subprocess.run(
+        [str(ROOT / "scripts" / "dev-up")], capture_output=True, text=True, timeout=240
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Kafka already running" in r.stderr, r.stderr
