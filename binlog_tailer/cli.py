@@ -238,10 +238,49 @@ def _watched(
 
 
 def _run(settings: Settings, start: str | None, console: ConsoleHandler) -> int:
+    if settings.outbox.source == "poll":
+        if start is not None:
+            raise ConfigError(
+                "--from is a binlog position: the polling relay (outbox.source = poll) always"
+                " publishes the rows still in the outbox table"
+            )
+        return _relay(settings)
     if start is not None and start not in ("earliest", "latest"):
         parse_position(start)  # a bad --from is a usage error before anything connects
     with _endpoints(settings) as health:
         return _stream(settings, start, console, health)
+
+
+def _relay(settings: Settings) -> int:
+    from binlog_tailer.service import build_relay
+
+    relay = build_relay(settings)
+    signals = {"n": 0}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        signals["n"] += 1
+        if signals["n"] > 1:
+            os._exit(130)  # second signal: stop now; unremoved rows are published again
+        log.info("%s: finishing the batch in hand", signal.Signals(signum).name)
+        relay.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info(
+        "binlog-tailer %s: polling relay of %s (outbox.source = poll)",
+        __version__,
+        ", ".join(settings.outbox.tables),
+    )
+    relay.run()
+    relay.publisher.flush(10)
+    log.info(
+        "stopped: %d rows relayed in %d batches, %d records (%d dead letters)",
+        relay.rows,
+        relay.batches,
+        relay.records,
+        relay.dead_lettered,
+    )
+    return EXIT_OK
 
 
 def _stream(settings: Settings, start: str | None, console: ConsoleHandler, health: Health) -> int:

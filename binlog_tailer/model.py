@@ -42,8 +42,8 @@ class RowChange:
     op: str  # "c" insert, "u" update, "d" delete
     before: dict[str, Any] | None
     after: dict[str, Any] | None
-    file: str
-    pos: int  # start offset of the rows event in `file`
+    file: str  # "" for a row the polling relay read (no binlog position)
+    pos: int  # start offset of the rows event in `file` (the relay: the row's outbox sequence)
     row: int  # index of this row within its rows event
     gtid: str | None  # GTID of the transaction, when the server writes them
     server_id: int

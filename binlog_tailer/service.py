@@ -17,6 +17,8 @@ from binlog_tailer.mapping.transactions import TransactionMetadata
 from binlog_tailer.pipeline import Pipeline
 from binlog_tailer.position import BinlogPosition
 from binlog_tailer.publisher import KafkaPublisher
+from binlog_tailer.relay.relay import Relay
+from binlog_tailer.relay.table import RelayTable
 from binlog_tailer.settings import OutboxSettings, Settings
 from binlog_tailer.source import BinlogSource
 from binlog_tailer.topics import TopicCreator
@@ -154,3 +156,36 @@ def build(
     source.on_idle = pipeline.idle
     publisher.on_latency = pipeline.stats.latency.observe
     return pipeline, source
+
+
+def relay_tables(settings: Settings) -> list[RelayTable]:
+    """The outbox tables the polling relay reads (outbox.tables names them: db.table)."""
+    r = settings.relay
+    options = outbox_options(settings.outbox)
+    sent = r.sent_column if r.after_publish == "mark" else None
+    tables = []
+    for name in settings.outbox.tables:
+        db, table = name.split(".", 1)
+        tables.append(RelayTable(db, table, options, r.sequence_column, sent))
+    return tables
+
+
+def build_relay(settings: Settings) -> Relay:
+    """The polling relay (outbox.source = poll): the binlog path's mapper, dead letters and
+    publisher over rows read with SELECT."""
+    publisher, _ = new_publisher(settings)
+    dl = settings.dead_letter
+    dead_letters = DeadLetters(dl.topic, dl.max_value_bytes) if dl.mode == "dead_letter" else None
+    relay = Relay(
+        settings.mysql,
+        settings.relay,
+        relay_tables(settings),
+        OutboxMapper(outbox_options(settings.outbox)),
+        publisher,
+        dead_letters,
+        settings.connector_name,
+        # as long as Kafka may take to acknowledge (or fail) a record
+        ack_timeout=settings.kafka.delivery_timeout_ms / 1000 + 5,
+    )
+    publisher.on_latency = lambda seconds: None
+    return relay

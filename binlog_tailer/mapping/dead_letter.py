@@ -37,7 +37,9 @@ class DeadLetters:
             ("dlq.error", error[:2000]),
             ("dlq.db", change.schema.db),
             ("dlq.table", change.schema.table),
-            ("dlq.position", f"{change.file}:{change.pos}"),
+            ("dlq.position", f"{change.file}:{change.pos}")
+            if change.file  # the polling relay's rows: their outbox sequence
+            else ("dlq.outbox_seq", str(change.pos)),
             ("dlq.row", str(change.row)),
             ("dlq.original_size", str(size)),
             ("dlq.truncated", "true" if truncated else "false"),

@@ -222,7 +222,10 @@ class OutboxMapper:
             ("event_id", event_id),
             ("event_type", event_type),
             ("aggregate_type", aggregate_type),
-            ("binlog_position", f"{change.file}:{change.pos}"),
+            # a row the polling relay read has no binlog position: its outbox sequence
+            ("binlog_position", f"{change.file}:{change.pos}")
+            if change.file
+            else ("outbox_seq", str(change.pos)),
         ]
         if change.gtid:
             headers.append(("gtid", change.gtid))
