@@ -57,6 +57,12 @@ def run_checks(settings: Settings, store: CheckpointStore) -> list[Finding]:
             )
         )
     tables: list[tuple[str, str]] | None = None
+    if conn is not None and settings.outbox.source == "poll":
+        with conn:
+            out.append(_tls_finding(conn, settings))
+            out += _relay_findings(conn, settings)
+        out.append(_kafka_check(settings))
+        return out
     if conn is not None:
         with conn:
             out.append(_tls_finding(conn, settings))
@@ -70,6 +76,24 @@ def run_checks(settings: Settings, store: CheckpointStore) -> list[Finding]:
     if kafka.ok:
         out += [Finding(f.ok, f.what, f.fix) for f in topic_findings(settings, tables)]
     out.append(store_finding)
+    return out
+
+
+def _relay_findings(conn: pymysql.Connection, settings: Settings) -> list[Finding]:
+    """The polling relay (outbox.source = poll): each outbox table can be read and its
+    published rows removed. No binlog privilege is needed."""
+    from binlog_tailer.relay.checks import privilege_problem, table_problems
+    from binlog_tailer.service import relay_tables
+
+    out = []
+    for table in relay_tables(settings):
+        problems = table_problems(conn, table)
+        if not problems:
+            problem = privilege_problem(conn, table)
+            problems = [problem] if problem else []
+        out += [Finding(False, p) for p in problems]
+        if not problems:
+            out.append(Finding(True, f"relay: rows of {table.name} can be read and removed"))
     return out
 
 

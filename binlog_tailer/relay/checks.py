@@ -5,6 +5,7 @@ from __future__ import annotations
 import pymysql
 
 from binlog_tailer.relay.table import RelayTable, quoted
+from binlog_tailer.server import PRIVILEGE_DENIED
 
 
 def table_problems(conn: pymysql.Connection, table: RelayTable) -> list[str]:
@@ -62,3 +63,25 @@ def table_problems(conn: pymysql.Connection, table: RelayTable) -> list[str]:
             f" {', '.join(sorted(extra))}); set the outbox.*_column settings to its column names"
         )
     return problems
+
+
+def privilege_problem(conn: pymysql.Connection, table: RelayTable) -> str | None:
+    """Whether the user may remove published rows: the removing statement, on no row (it
+    changes nothing and writes nothing to the binlog)."""
+    t = f"{quoted(table.db)}.{quoted(table.table)}"
+    if table.sent_column:
+        sent = quoted(table.sent_column)
+        sql, grant = f"UPDATE {t} SET {sent} = {sent} WHERE 1 = 0", "SELECT, UPDATE"
+    else:
+        sql, grant = f"DELETE FROM {t} WHERE 1 = 0", "SELECT, DELETE"
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    except pymysql.err.MySQLError as exc:
+        if not exc.args or exc.args[0] not in PRIVILEGE_DENIED:
+            raise
+        return (
+            f"the relay cannot remove published rows of {table.name} ({exc.args[-1]}):"
+            f" GRANT {grant} ON {t} TO <the relay's user>"
+        )
+    return None

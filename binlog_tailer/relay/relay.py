@@ -30,7 +30,7 @@ from binlog_tailer.mapping.outbox import OutboxMapper
 from binlog_tailer.model import Record, RowChange, TableSchema
 from binlog_tailer.publisher import KafkaPublisher
 from binlog_tailer.relay import lock
-from binlog_tailer.relay.checks import table_problems
+from binlog_tailer.relay.checks import privilege_problem, table_problems
 from binlog_tailer.relay.table import RelayTable
 from binlog_tailer.server import CANNOT_CONNECT, PRIVILEGE_DENIED, connect, translate
 from binlog_tailer.settings import MysqlSettings, RelaySettings
@@ -134,6 +134,10 @@ class Relay:
         for table in self.tables:
             with self._asking(f"the shape of {table.name}"):
                 problems = table_problems(conn, table)
+                # before publishing anything: a relay that could not remove what it published
+                # would publish it again at every restart
+                problem = None if problems else privilege_problem(conn, table)
+            problems += [problem] if problem else []
             if problems:
                 raise SourceError("; ".join(problems))
         log.info(
