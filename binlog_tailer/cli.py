@@ -27,6 +27,7 @@ from binlog_tailer.settings import Settings, load_settings
 if TYPE_CHECKING:
     from binlog_tailer.health import Health
     from binlog_tailer.pipeline import Pipeline
+    from binlog_tailer.relay.relay import Relay
     from binlog_tailer.source import BinlogSource
 
 EXIT_OK = 0
@@ -251,6 +252,26 @@ def _run(settings: Settings, start: str | None, console: ConsoleHandler) -> int:
         return _stream(settings, start, console, health)
 
 
+@contextlib.contextmanager
+def _relay_endpoints(settings: Settings, relay: Relay) -> Iterator[None]:
+    m = settings.http
+    if not m.enabled:
+        yield
+        return
+    from binlog_tailer.endpoints import Endpoints
+    from binlog_tailer.relay.observe import RelayHealth, relay_registry
+
+    # the loop's longest silences: a connect, a wait for every acknowledgement of a batch
+    bound = 30 + settings.mysql.connect_timeout_seconds + relay.ack_timeout
+    health = RelayHealth(relay, bound + settings.relay.standby_check_seconds)
+    endpoints = Endpoints(m.host, m.port, health, relay_registry(relay, health))
+    endpoints.start()
+    try:
+        yield
+    finally:
+        endpoints.close()
+
+
 def _relay(settings: Settings) -> int:
     from binlog_tailer.service import build_relay
 
@@ -271,7 +292,8 @@ def _relay(settings: Settings) -> int:
         __version__,
         ", ".join(settings.outbox.tables),
     )
-    relay.run()
+    with _relay_endpoints(settings, relay):
+        relay.run()
     relay.publisher.flush(10)
     log.info(
         "stopped: %d rows relayed in %d batches, %d records (%d dead letters)",

@@ -7,18 +7,25 @@ from __future__ import annotations
 import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from binlog_tailer.errors import BinlogTailerError
-from binlog_tailer.health import Health
 from binlog_tailer.settings import ENV_PREFIX
 
 log = logging.getLogger(__name__)
 
 
+class Probes(Protocol):
+    """What /healthz (live) and /readyz (ready) answer: (ok, why)."""
+
+    def live(self) -> tuple[bool, str]: ...
+    def ready(self) -> tuple[bool, str]: ...
+
+
 class Endpoints:
-    def __init__(self, host: str, port: int, health: Health, registry: CollectorRegistry):
+    def __init__(self, host: str, port: int, health: Probes, registry: CollectorRegistry):
         handler = type("Handler", (_Handler,), {"health": health, "registry": registry})
         try:
             self._server = _Server((host, port), handler)
@@ -55,7 +62,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    health: Health
+    health: Probes
     registry: CollectorRegistry
 
     def do_GET(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pymysql
@@ -58,7 +58,10 @@ class Relay:
         self.dead_letters = dead_letters  # None: a bad row stops the relay
         self.lock_name = lock.lock_name(connector)
         self.ack_timeout = ack_timeout
-        self.on_alive: Callable[[], None] = lambda: None  # touched while the loop is alive
+        self.alive_at = time.monotonic()  # the loop's last sign of life (/healthz)
+        self.state = "connecting"  # connecting | standby | active
+        self.batch_at: float | None = None  # when the last batch was removed (time.time())
+        self.rows_by_table: dict[str, int] = {t.name: 0 for t in self.tables}
         self.rows = 0  # rows published and removed
         self.records = 0
         self.dead_lettered = 0
@@ -76,6 +79,7 @@ class Relay:
         """Relay until stopped. A lost connection is reopened (for up to
         mysql.reconnect_timeout_seconds); the relay then waits to be the active one again."""
         while not self._stop:
+            self.state = "connecting"
             conn = self._connect()
             if conn is None:
                 return
@@ -119,7 +123,8 @@ class Relay:
                 if lock.try_acquire(conn, self.lock_name, wait):
                     break
                 other = lock.holder(conn, self.lock_name)
-            self.on_alive()
+            self._alive()
+            self.state = "standby"
             if not told:
                 log.info(
                     "relay: standby; the active relay is MySQL connection %s (lock %r): taking"
@@ -131,6 +136,7 @@ class Relay:
         else:
             return False
         self.activations += 1
+        self.state = "active"
         for table in self.tables:
             with self._asking(f"the shape of {table.name}"):
                 problems = table_problems(conn, table)
@@ -162,7 +168,7 @@ class Relay:
                 if rows:
                     self._publish_batch(conn, table, schema, rows)
                     full = full or len(rows) == batch
-            self.on_alive()
+            self._alive()
             if not full:
                 self.publisher.poll(idle)  # nothing waiting: serve Kafka, then poll again
 
@@ -243,7 +249,7 @@ class Relay:
             rejected = self.publisher.take_rejected()
             for exc in rejected:
                 self._dead_letter_rejected(exc)
-            self.on_alive()
+            self._alive()
             if remaining == 0 and not rejected:
                 return
             if time.monotonic() >= deadline:
@@ -259,12 +265,17 @@ class Relay:
         with self._asking(f"to {what} published rows of {table.name}"), conn.cursor() as cur:
             cur.execute(table.remove(len(seqs)), seqs)
         self.rows += len(seqs)
+        self.rows_by_table[table.name] += len(seqs)
+        self.batch_at = time.time()
 
     # ------------------------------------------------------------------ helpers
+    def _alive(self) -> None:
+        self.alive_at = time.monotonic()
+
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while not self._stop and time.monotonic() < deadline:
-            self.on_alive()
+            self._alive()
             self.publisher.poll(max(0.0, min(0.1, deadline - time.monotonic())))
 
     def _asking(self, what: str) -> contextlib.AbstractContextManager[None]:

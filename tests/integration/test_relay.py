@@ -30,18 +30,20 @@ class Relay(Tailer):
         super().__init__(stack, workdir, database)
         del self.env["BINLOG_TAILER_CAPTURE__INCLUDE"]  # the relay reads outbox tables only
         self.env.update(
-            BINLOG_TAILER_MYSQL__USER=user,
-            BINLOG_TAILER_MYSQL__PASSWORD=f"{user}_pw",
-            BINLOG_TAILER_OUTBOX__SOURCE="poll",
-            BINLOG_TAILER_OUTBOX__TABLES=f"{database}.outbox",
-            BINLOG_TAILER_OUTBOX__TOPIC_TEMPLATE=f"{database}.{{aggregate_type}}",
-            BINLOG_TAILER_DEAD_LETTER__TOPIC=f"{database}.dead",
-            BINLOG_TAILER_RELAY__POLL_INTERVAL_MS="20",
-            BINLOG_TAILER_RELAY__STANDBY_CHECK_SECONDS="0.2",
-            BINLOG_TAILER_RELAY__BATCH_SIZE=str(BATCH),
-            BINLOG_TAILER_NAME=database,
-            BINLOG_TAILER_HTTP__ENABLED="false",
-            **env,
+            {
+                "BINLOG_TAILER_MYSQL__USER": user,
+                "BINLOG_TAILER_MYSQL__PASSWORD": f"{user}_pw",
+                "BINLOG_TAILER_OUTBOX__SOURCE": "poll",
+                "BINLOG_TAILER_OUTBOX__TABLES": f"{database}.outbox",
+                "BINLOG_TAILER_OUTBOX__TOPIC_TEMPLATE": f"{database}.{{aggregate_type}}",
+                "BINLOG_TAILER_DEAD_LETTER__TOPIC": f"{database}.dead",
+                "BINLOG_TAILER_RELAY__POLL_INTERVAL_MS": "20",
+                "BINLOG_TAILER_RELAY__STANDBY_CHECK_SECONDS": "0.2",
+                "BINLOG_TAILER_RELAY__BATCH_SIZE": str(BATCH),
+                "BINLOG_TAILER_NAME": database,
+                "BINLOG_TAILER_HTTP__ENABLED": "false",
+                **env,
+            }
         )
 
     def start(self, *args: str) -> Relay:
@@ -325,3 +327,33 @@ def test_a_table_without_a_sequence_and_a_user_without_delete_are_refused_clearl
     check = relay.cli("check")
     assert check.returncode == 0, check.stdout
     assert json.loads(relay.cli("settings").stdout)["outbox"]["source"] == "poll"
+
+
+def _metric(text: str, name: str) -> float:
+    found = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.M)
+    assert found, f"{name} not in:\n{text}"
+    return float(found.group(1))
+
+
+def test_the_active_and_the_standby_relay_answer_probes_and_metrics(
+    stack: Stack, database: str, new_relay: Callable[..., Relay]
+):
+    active = new_relay(BINLOG_TAILER_HTTP__ENABLED="true").start()
+    wait_until(lambda: active.active, 30, "the first relay active")
+    standby = new_relay(BINLOG_TAILER_HTTP__ENABLED="true").start()
+    wait_until(lambda: "relay: standby" in standby.log(), 30, "the second relay on standby")
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        for n in range(50):
+            write_event(cur, "probe", n, "Made", {"n": n})
+    wait_until(lambda: _rows_left(stack, database) == 0, 20, "the rows published")
+    for relay, state in ((active, "active"), (standby, "standby")):
+        assert relay.http_get("/healthz") == (200, "alive\n")
+        assert relay.http_get("/readyz") == (200, f"{state}\n")
+    table = f'{{table="{database}.outbox"}}'
+    _, text = active.http_get("/metrics")
+    assert _metric(text, "binlog_tailer_relay_active") == 1
+    assert _metric(text, f"binlog_tailer_relay_rows_total{table}") == 50
+    assert _metric(text, "binlog_tailer_records_produced_total") == 50
+    _, text = standby.http_get("/metrics")
+    assert _metric(text, "binlog_tailer_relay_active") == 0
+    assert _metric(text, f"binlog_tailer_relay_rows_total{table}") == 0
