@@ -105,6 +105,11 @@ def _store(settings: Settings) -> CheckpointStore:
 
 
 def _offsets(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.outbox.source == "poll":
+        raise ConfigError(
+            "the polling relay (outbox.source = poll) stores no position: the rows still in"
+            " the outbox table (relay.after_publish = mark: not yet sent) are what it publishes"
+        )
     store = _store(settings)
     if args.action == "show":
         pos = store.load()

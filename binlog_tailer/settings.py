@@ -514,6 +514,19 @@ class Settings(BaseSettings):
                 "outbox.source = poll relays outbox tables only; capture.include (data tables)"
                 " needs the binlog (outbox.source = binlog)"
             )
+        binlog_only = [
+            name
+            for name, on in (
+                ("capture.transaction_metadata", self.capture.transaction_metadata),
+                ("heartbeat.interval_seconds", self.heartbeat.interval_seconds > 0),
+            )
+            if on
+        ]
+        if binlog_only:
+            raise ValueError(
+                f"{', '.join(binlog_only)}: binlog path only; the polling relay (outbox.source"
+                " = poll) has no MySQL transactions to describe nor a stream to beat"
+            )
         if self.delivery == "exactly_once":
             raise ValueError(
                 "outbox.source = poll publishes at least once (duplicates after a crash are"

@@ -94,6 +94,8 @@ def test_lock_names_fit_mysqls_limit_and_stay_distinct():
             {"capture": {"include": ["shop.orders"]}},
             "outbox tables only",
         ),
+        ({"tables": ["a.o"]}, {"heartbeat": {"interval_seconds": 5}}, "binlog path only"),
+        ({"tables": ["a.o"]}, {"capture": {"transaction_metadata": True}}, "binlog path only"),
         (
             {"tables": ["shop.outbox"]},
             {"delivery": "exactly_once", "checkpoint": {"store": "kafka"}},
