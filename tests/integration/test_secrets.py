@@ -16,6 +16,7 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
+from binlog_tailer.outbox import outbox_ddl
 from tests.integration.conftest import checked_stack
 from tests.integration.stack import Stack, consume, tls_facts, unique_name, wait_until
 from tests.integration.tailer import Tailer
@@ -79,6 +80,8 @@ def test_no_command_shows_a_secret(
     with stack.admin() as conn, conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{database}`")
         cur.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY)")
+        cur.execute(outbox_ddl(f"{database}.outbox", relay=True))
+        cur.execute(f"GRANT DELETE ON `{database}`.outbox TO '{mysql_user}'@'127.0.0.1'")
     tailer = Tailer(stack, tmp_path, database)
     tailer.use_kafka_store(unique_name("offsets"))
     tailer.env |= {
@@ -101,8 +104,8 @@ def test_no_command_shows_a_secret(
     good = dict(tailer.env)
     outputs: list[tuple[str, bytes]] = []
 
-    def cli(what: str, *args: str, expect: int, **env: str) -> None:
-        tailer.env = good | env
+    def cli(what: str, *args: str, expect: int, **env: str | None) -> None:
+        tailer.env = {k: v for k, v in (good | env).items() if v is not None}
         r = tailer.cli(*args, timeout=90)
         assert r.returncode == expect, f"{what}: {r.stdout}{r.stderr}"
         outputs.append((what, (r.stdout + r.stderr).encode()))
@@ -157,6 +160,19 @@ def test_no_command_shows_a_secret(
                 {"sasl.oauthbearer.client.secret": [PRODUCER_SECRET]}
             ),
         )
+        relay = {
+            "BINLOG_TAILER_OUTBOX__SOURCE": "poll",
+            "BINLOG_TAILER_OUTBOX__TABLES": f"{database}.outbox",
+            "BINLOG_TAILER_CAPTURE__INCLUDE": None,
+        }
+        cli("relay check", "check", expect=0, **relay)
+        cli(
+            "relay, wrong MySQL password",
+            "run",
+            expect=1,
+            **relay,
+            BINLOG_TAILER_MYSQL__PASSWORD=WRONG_MYSQL,
+        )
         cli(
             "a producer entry librdkafka refuses",
             "run",
@@ -167,7 +183,7 @@ def test_no_command_shows_a_secret(
         tailer.close()
         with stack.admin() as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
-    assert len(outputs) == 14
+    assert len(outputs) == 16
     for what, output in outputs:
         assert output, f"{what}: no output at all (DEBUG logging)"
         assert_no_secret(output, what)
