@@ -412,3 +412,26 @@ def test_the_active_and_the_standby_relay_answer_probes_and_metrics(
     _, text = standby.http_get("/metrics")
     assert _metric(text, "binlog_tailer_relay_active") == 0
     assert _metric(text, f"binlog_tailer_relay_rows_total{table}") == 0
+
+
+def test_a_killed_session_is_reopened_and_the_relay_goes_on(
+    stack: Stack, database: str, new_relay: Callable[..., Relay]
+):
+    relay = new_relay().start()
+    wait_until(lambda: relay.active, 30, "the relay active")
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        before = [write_event(cur, "session", n, "Made", {"n": n}) for n in range(100)]
+    wait_until(lambda: _rows_left(stack, database) == 0, 20, "the first rows published")
+    with stack.admin() as conn, conn.cursor() as cur:
+        cur.execute("SELECT IS_USED_LOCK(%s)", (f"binlog-tailer.relay.{database}",))
+        (session,) = cur.fetchone()
+        assert session is not None
+        cur.execute(f"KILL {int(session)}")  # the lock goes with it
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        after = [write_event(cur, "session", n, "Made", {"n": n}) for n in range(100, 200)]
+    wait_until(lambda: relay.log().count("relay: active") == 2, 30, "the relay active again")
+    wait_until(lambda: _rows_left(stack, database) == 0, 20, "the later rows published")
+    got = consume(stack.kafka_bootstrap, [f"{database}.session"], expect=200, settle=0.5)
+    assert set(_ids(got)) == set(before + after)
+    assert "lost MySQL" in relay.log()
+    assert relay.stop() == 0
