@@ -65,9 +65,35 @@ def build_parser() -> argparse.ArgumentParser:
     oset.add_argument("position")
     osub.add_parser("reset", help="forget the stored position")
 
+    outbox = sub.add_parser("outbox", help="outbox housekeeping")
+    xsub = outbox.add_subparsers(dest="action", metavar="ACTION", required=True)
+    prune = xsub.add_parser(
+        "prune",
+        help="delete outbox rows older than prune.retention_hours that are published",
+    )
+    prune.add_argument("--dry-run", action="store_true", help="count the rows, delete nothing")
+    prune.add_argument(
+        "--wait",
+        dest="wait_seconds",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for the checkpoint to pass the rows (binlog path; default 60)",
+    )
+
     sub.add_parser("check", help="preflight: server settings, privileges, Kafka")
     sub.add_parser("settings", help="print the effective settings as JSON, secrets masked")
     return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 86_400:
+        raise argparse.ArgumentTypeError(f"not a number of seconds (0-86400): {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _offsets(settings, args)
         if args.command == "check":
             return _check(settings)
+        if args.command == "outbox":
+            return _prune(settings, args.dry_run, args.wait_seconds)
         if args.command == "settings":
             print(json.dumps(settings.masked(), indent=2))
             return EXIT_OK
@@ -121,6 +149,15 @@ def _offsets(settings: Settings, args: argparse.Namespace) -> int:
     else:
         store.reset()
         print(f"reset {store.describe()}")
+    return EXIT_OK
+
+
+def _prune(settings: Settings, dry_run: bool, wait_seconds: float) -> int:
+    from binlog_tailer.prune import Pruner
+
+    store = _store(settings) if settings.outbox.source == "binlog" else None
+    pruner = Pruner(settings, store, dry_run=dry_run, wait_seconds=wait_seconds)
+    pruner.run(lambda pruned: print(pruned, flush=True))
     return EXIT_OK
 
 

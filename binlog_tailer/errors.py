@@ -13,7 +13,9 @@
     │                               local queue: the record was not sent
     ├── MappingError                a row could not be turned into a record (fatal)
     │   └── BadRecord               one bad row: dead-lettered, or fatal (dead_letter.mode)
-    └── CheckpointError             the stored position cannot be read or written
+    ├── CheckpointError             the stored position cannot be read or written
+    └── PruneStopped                outbox prune cannot prove rows published (no checkpoint,
+                                    or it did not pass the binlog's end in time)
 
 Adapters translate the exceptions of their dependency at the boundary
 (``raise SourceUnavailable(...) from exc``); the CLI turns these into one clear line and an
@@ -88,3 +90,7 @@ class BadRecord(MappingError):
 
 class CheckpointError(BinlogTailerError):
     """The checkpoint store could not be read or written."""
+
+
+class PruneStopped(BinlogTailerError):
+    """`outbox prune` stopped: it cannot prove the rows it would delete were published."""

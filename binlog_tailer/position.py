@@ -340,3 +340,36 @@ def parse_position(text: str) -> BinlogPosition:
             f"cannot read position {text!r}: expected FILE:OFFSET (e.g. mysql-bin.000003:4),"
             f" a MariaDB GTID list (0-1-150) or a MySQL GTID set (uuid:1-150) ({exc})"
         ) from None
+
+
+def passed(position: BinlogPosition, target: BinlogPosition) -> bool:
+    """Whether every transaction before `target` is also before `position`: a checkpoint at
+    `position` has published them all.
+
+    By file and offset when both name a file of one binlog (files ordered by their numeric
+    extension), else by GTID containment: MySQL, `position`'s set holds all of `target`'s;
+    MariaDB, every domain of `target` is reached (sequence numbers only grow in a domain).
+    False when neither can tell (nothing is proven)."""
+    if position.file is not None and target.file is not None:
+        mine, theirs = _file_number(position.file), _file_number(target.file)
+        if mine is not None and theirs is not None and mine[0] == theirs[0]:
+            return (mine[1], position.pos or 0) >= (theirs[1], target.pos or 0)
+    have, want = position.gtid, target.gtid
+    if isinstance(have, MariadbGtidPos) and isinstance(want, MariadbGtidPos):
+        reached = {d: seq for d, _, seq in have.domains}
+        return all(reached.get(d, -1) >= seq for d, _, seq in want.domains)
+    if isinstance(have, MysqlGtidSet) and isinstance(want, MysqlGtidSet):
+        held = dict(have.sets)
+        return all(
+            any(a <= lo and hi <= b for a, b in held.get(tsid, ()))
+            for tsid, intervals in want.sets
+            for lo, hi in intervals
+        )
+    return False
+
+
+def _file_number(name: str) -> tuple[str, int] | None:
+    """``binlog.000012`` -> ("binlog", 12): numbers, not text, order the files (a seventh
+    digit after binlog.999999)."""
+    base, _, ext = name.rpartition(".")
+    return (base, int(ext)) if base and ext.isdigit() else None
