@@ -9,6 +9,7 @@ set its sent column. Rows go in DELETE transactions of at most prune.batch_size,
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from binlog_tailer.server import (
     translate,
 )
 from binlog_tailer.settings import MysqlSettings, Settings
+
+log = logging.getLogger(__name__)
 
 SCAN_ROWS = 100_000  # ids read per wait for the checkpoint (then deleted in batches)
 CHECKPOINT_POLL_SECONDS = 0.5
@@ -92,6 +95,7 @@ def wait_until_passed(
         if stored is None:
             raise PruneStopped(_no_checkpoint())
         if passed(stored, end):
+            log.debug("the checkpoint %s has passed %s", stored, end)
             return
         if clock() >= deadline:
             raise PruneStopped(
@@ -219,6 +223,7 @@ class Pruner:
                 break
             if not self.relay:
                 self._wait_published(result.rows)
+            log.debug("deleting %d rows of %s.%s: %s .. %s", len(ids), db, table, ids[0], ids[-1])
             self._delete(conn, db, table, id_col, ids, result)
             if len(ids) < limit:
                 break
