@@ -12,6 +12,9 @@ import threading
 import time
 from collections.abc import Iterator
 
+import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
 from binlog_tailer.filtering import TableFilter
@@ -44,12 +47,15 @@ def _outbox_tailer(tailer: Tailer, database: str) -> Tailer:
 
 
 @contextlib.contextmanager
-def prune_user(stack: Stack, database: str, tailer: Tailer, grants: str) -> Iterator[str]:
-    """A user with `grants` on the outbox table alone, set as prune.user / prune.password."""
+def prune_user(
+    stack: Stack, database: str, tailer: Tailer, grants: str, on: str = "`outbox`"
+) -> Iterator[str]:
+    """A user with `grants` on the outbox table alone (or `on`), set as prune.user /
+    prune.password."""
     user, password = unique_name("pr"), unique_name("pw")
     with stack.admin() as conn, conn.cursor() as cur:
         cur.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY %s", (password,))
-        cur.execute(f"GRANT {grants} ON `{database}`.`outbox` TO '{user}'@'127.0.0.1'")
+        cur.execute(f"GRANT {grants} ON `{database}`.{on} TO '{user}'@'127.0.0.1'")
     tailer.env["BINLOG_TAILER_PRUNE__USER"] = user
     tailer.env["BINLOG_TAILER_PRUNE__PASSWORD"] = password
     try:
@@ -288,3 +294,59 @@ def test_relay_mark_mode_prunes_old_rows_marked_sent(stack: Stack, database: str
         assert r.returncode == 0, r.stderr
         assert "nothing to prune (relay.after_publish = delete" in r.stdout
         assert table_ids(stack, database) == kept
+
+
+@pytest.fixture
+def offsets_topic(kafka_admin: AdminClient) -> Iterator[str]:
+    """A name for a fresh offsets topic (the store creates it); deleted afterwards."""
+    name = unique_name("offsets")
+    yield name
+    for f in kafka_admin.delete_topics([name], operation_timeout=30).values():
+        with contextlib.suppress(KafkaException):  # never created
+            f.result(timeout=30)
+
+
+@pytest.mark.parametrize("delivery", ["at_least_once", "exactly_once"])
+def test_prune_reads_the_checkpoint_kept_in_kafka(
+    stack: Stack, database: str, tailer: Tailer, offsets_topic: str, delivery: str
+):
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute(outbox_ddl())
+    _outbox_tailer(tailer, database).use_kafka_store(offsets_topic)
+    tailer.env["BINLOG_TAILER_DELIVERY"] = delivery
+    tailer.start()
+    ids = insert_old_rows(stack, database, 3_000)
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        young = write_event(cur, "order", 1, "Placed", {})
+    with prune_user(stack, database, tailer, "SELECT, DELETE"):
+        rows, transactions, _ = prune(tailer)  # waits for the checkpoint in Kafka to pass them
+    assert (rows, transactions) == (3_000, 3)
+    assert table_ids(stack, database) == {young}
+    assert tailer.stop() == 0, tailer.log()
+    topic = f"{database}.event.order"
+    published = consume(stack.kafka_bootstrap, [topic], expect=3_001, timeout=30)
+    assert set(ids) <= {dict(m.headers())["event_id"].decode() for m in published}
+
+
+def test_prune_expands_table_patterns(stack: Stack, database: str, tailer: Tailer):
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        for name in ("outbox_a", "outbox_b", "other"):
+            cur.execute(outbox_ddl(name))
+    _outbox_tailer(tailer, database)
+    tailer.env["BINLOG_TAILER_OUTBOX__TABLES"] = f"{database}.outbox_*"
+    tailer.start()
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        for name in ("outbox_a", "outbox_b", "other"):
+            for _ in range(5):
+                write_event(cur, "order", 1, "Placed", {}, table=name, created_at=OLD)
+    with prune_user(stack, database, tailer, "SELECT, DELETE", on="*"):
+        r = tailer.cli("outbox", "prune")
+    assert r.returncode == 0, r.stderr
+    assert [re.sub(r", [\d.]+ s$", "", line) for line in r.stdout.splitlines()] == [
+        f"{database}.outbox_a: 5 rows deleted in 1 DELETE transactions",
+        f"{database}.outbox_b: 5 rows deleted in 1 DELETE transactions",
+    ]
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM other")
+        assert cur.fetchone() == (5,)  # not an outbox table: untouched
+    assert tailer.stop() == 0, tailer.log()
