@@ -76,8 +76,12 @@ def batches(ids: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield ids[start : start + size]
 
 
+def ident(name: str) -> str:
+    return f"`{name.replace('`', '``')}`"
+
+
 def quote(db: str, table: str) -> str:
-    return f"`{db.replace('`', '``')}`.`{table.replace('`', '``')}`"
+    return f"{ident(db)}.{ident(table)}"
 
 
 def wait_until_passed(
@@ -199,10 +203,10 @@ class Pruner:
         if engine.upper() == "BLACKHOLE":
             result.note = "a BLACKHOLE table stores no rows"
             return result
-        name, ts = quote(db, table), f"`{self.ts}`"
+        name, ts = quote(db, table), ident(self.ts)
         where = f"{ts} < %s"
         if self.relay:
-            where += f" AND `{self.settings.relay.sent_column}` IS NOT NULL"
+            where += f" AND {ident(self.settings.relay.sent_column)} IS NOT NULL"
         if self.dry_run:
             with asking(f"the old rows of {db}.{table}"), conn.cursor() as cur:
                 cur.execute(f"SELECT COUNT(*) FROM {name} WHERE {where}", (cutoff,))
@@ -210,7 +214,7 @@ class Pruner:
             return result
         started = time.monotonic()
         self._probe_delete(conn, db, table)
-        id_col = f"`{self.settings.outbox.id_column}`"
+        id_col = ident(self.settings.outbox.id_column)
         limit = SCAN_ROWS if not self.relay else self.settings.prune.batch_size
         while True:
             with asking(f"the old rows of {db}.{table}"), conn.cursor() as cur:
@@ -255,7 +259,7 @@ class Pruner:
             placeholders = ",".join(["%s"] * len(chunk))
             sql = f"DELETE FROM {name} WHERE {id_col} IN ({placeholders})"
             if self.relay:  # a row the relay has marked stays marked; belt and braces
-                sql += f" AND `{self.settings.relay.sent_column}` IS NOT NULL"
+                sql += f" AND {ident(self.settings.relay.sent_column)} IS NOT NULL"
             with _deleting(conn, db, table), conn.cursor() as cur:
                 conn.begin()
                 deleted = cur.execute(sql, list(chunk))
