@@ -350,3 +350,43 @@ def test_prune_expands_table_patterns(stack: Stack, database: str, tailer: Taile
         cur.execute("SELECT COUNT(*) FROM other")
         assert cur.fetchone() == (5,)  # not an outbox table: untouched
     assert tailer.stop() == 0, tailer.log()
+
+
+def test_prune_after_the_polling_relay_marked_rows_sent(stack: Stack, database: str, tmp_path):
+    from tests.integration.test_relay import Relay
+
+    user = f"r{database}"[:32]
+    with stack.admin() as conn, conn.cursor() as cur:
+        cur.execute(outbox_ddl(f"{database}.outbox", relay=True))
+        cur.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{user}_pw'")
+        grant = f"GRANT SELECT, UPDATE, DELETE ON `{database}`.`outbox` TO '{user}'@'127.0.0.1'"
+        cur.execute(grant)  # the relay's user, and prune's by default (mysql.user)
+    relay = Relay(stack, tmp_path, database, user, BINLOG_TAILER_RELAY__AFTER_PUBLISH="mark")
+    relay.env.update(RETENTION)
+    try:
+        with stack.admin(database) as conn, conn.cursor() as cur:
+            old = [write_event(cur, "o", n, "Made", {}, created_at=OLD) for n in range(30)]
+            young = [write_event(cur, "o", n, "Made", {}) for n in range(5)]
+        relay.start()
+
+        def unsent() -> int:
+            with stack.admin(database) as conn, conn.cursor() as cur:
+                cur.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
+                return int(cur.fetchone()[0])
+
+        wait_until(lambda: unsent() == 0, 30, "every row marked sent")
+        assert relay.stop() == 0, relay.log()
+        with stack.admin(database) as conn, conn.cursor() as cur:
+            late = write_event(cur, "o", 99, "Made", {}, created_at=OLD)  # old, never sent
+        r = relay.cli("outbox", "prune")
+        assert r.returncode == 0, r.stderr
+        assert re.fullmatch(
+            rf"{database}\.outbox: 30 rows deleted in 1 DELETE transactions, [\d.]+ s",
+            r.stdout.strip(),
+        ), r.stdout
+        assert table_ids(stack, database) == {*young, late}
+        assert not set(old) & table_ids(stack, database)
+    finally:
+        relay.close()
+        with stack.admin() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP USER IF EXISTS '{user}'@'127.0.0.1'")
