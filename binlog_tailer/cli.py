@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long to wait for the checkpoint to pass the rows (binlog path; default 60)",
     )
 
+    sub.add_parser(
+        "relay",
+        help="run the polling relay of the outbox tables (run with outbox.source = poll)",
+    )
     sub.add_parser("check", help="preflight: server settings, privileges, Kafka")
     sub.add_parser("settings", help="print the effective settings as JSON, secrets masked")
     return parser
@@ -103,10 +107,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stdout)
         return EXIT_OK
     try:
-        settings = load_settings(args.config)
+        overrides = {"outbox": {"source": "poll"}} if args.command == "relay" else {}
+        settings = load_settings(args.config, **overrides)
         console = setup_logging(settings.log_level, settings.log_format)
         if args.command == "run":
             return _run(settings, args.start, console)
+        if args.command == "relay":
+            return _relay(settings)
         if args.command == "offsets":
             return _offsets(settings, args)
         if args.command == "check":

@@ -28,6 +28,8 @@ BATCH = 40
 class Relay(Tailer):
     """One relay process (`binlog-tailer run` with outbox.source = poll)."""
 
+    command = "run"
+
     def __init__(self, stack: Stack, workdir: Path, database: str, user: str, **env: str) -> None:
         super().__init__(stack, workdir, database)
         del self.env["BINLOG_TAILER_CAPTURE__INCLUDE"]  # the relay reads outbox tables only
@@ -53,7 +55,7 @@ class Relay(Tailer):
         self.runs += 1
         out = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "binlog_tailer", "run", *args],
+            [sys.executable, "-m", "binlog_tailer", self.command, *args],
             env=self.env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -417,7 +419,10 @@ def test_the_active_and_the_standby_relay_answer_probes_and_metrics(
 def test_a_killed_session_is_reopened_and_the_relay_goes_on(
     stack: Stack, database: str, new_relay: Callable[..., Relay]
 ):
-    relay = new_relay().start()
+    relay = new_relay()
+    relay.command = "relay"  # the same as run with outbox.source = poll
+    del relay.env["BINLOG_TAILER_OUTBOX__SOURCE"]
+    relay.start()
     wait_until(lambda: relay.active, 30, "the relay active")
     with stack.admin(database) as conn, conn.cursor() as cur:
         before = [write_event(cur, "session", n, "Made", {"n": n}) for n in range(100)]
