@@ -21,7 +21,7 @@ from binlog_tailer import __version__
 from binlog_tailer.checkpoint import CheckpointStore
 from binlog_tailer.errors import BinlogTailerError, ConfigError
 from binlog_tailer.logs import ConsoleHandler, setup_logging
-from binlog_tailer.position import BinlogPosition, parse_position
+from binlog_tailer.position import BinlogPosition, parse_position, parse_time
 from binlog_tailer.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -54,14 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--from",
         dest="start",
         metavar="POSITION",
-        help="replay from FILE:OFFSET, a GTID set, 'earliest' or 'latest' instead of the"
-        " stored checkpoint",
+        help="replay from FILE:OFFSET, a GTID set, a time (2026-11-25T09:00:00Z: the first"
+        " transaction committed at or after it), 'earliest' or 'latest' instead of the stored"
+        " checkpoint",
     )
 
     offsets = sub.add_parser("offsets", help="show, set or reset the stored position")
     osub = offsets.add_subparsers(dest="action", metavar="ACTION", required=True)
     osub.add_parser("show", help="print the stored position as JSON")
-    oset = osub.add_parser("set", help="store POSITION (FILE:OFFSET or a GTID set)")
+    oset = osub.add_parser(
+        "set", help="store POSITION (FILE:OFFSET, a GTID set, or a time: 2026-11-25T09:00:00Z)"
+    )
     oset.add_argument("position")
     osub.add_parser("reset", help="forget the stored position")
 
@@ -150,7 +153,7 @@ def _offsets(settings: Settings, args: argparse.Namespace) -> int:
         pos = store.load()
         print(json.dumps({"store": store.describe(), "position": pos.to_dict() if pos else None}))
     elif args.action == "set":
-        pos = parse_position(args.position)
+        pos = _position(settings, args.position)
         store.save(pos)
         print(f"stored {pos} in {store.describe()}")
     else:
@@ -191,7 +194,20 @@ def _start_position(
     if choice in ("earliest", "latest"):
         with connect(settings.mysql) as conn:
             return earliest_position(conn) if choice == "earliest" else latest_position(conn)
-    return parse_position(choice)
+    return _position(settings, choice)
+
+
+def _position(settings: Settings, text: str) -> BinlogPosition:
+    """FILE:OFFSET, a GTID set, or a time: the boundary before the first transaction committed
+    at or after it (found in the binlog, said in the log)."""
+    when = parse_time(text)
+    if when is None:
+        return parse_position(text)
+    from binlog_tailer.timestart import describe, position_at
+
+    found = position_at(settings.mysql, when)
+    log.info("%s", describe(when, found))
+    return found.position
 
 
 def _server_ready(settings: Settings) -> bool:
@@ -295,7 +311,7 @@ def _run(settings: Settings, start: str | None, console: ConsoleHandler) -> int:
                 " publishes the rows still in the outbox table"
             )
         return _relay(settings)
-    if start is not None and start not in ("earliest", "latest"):
+    if start is not None and start not in ("earliest", "latest") and parse_time(start) is None:
         parse_position(start)  # a bad --from is a usage error before anything connects
     with _endpoints(settings) as health:
         return _stream(settings, start, console, health)

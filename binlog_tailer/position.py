@@ -11,6 +11,7 @@ a transaction.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import struct
 from dataclasses import dataclass, field
@@ -373,3 +374,21 @@ def _file_number(name: str) -> tuple[str, int] | None:
     digit after binlog.999999)."""
     base, _, ext = name.rpartition(".")
     return (base, int(ext)) if base and ext.isdigit() else None
+
+
+def parse_time(text: str) -> dt.datetime | None:
+    """An ISO 8601 time with a zone (2026-11-25T09:00:00Z, ...+09:00); None when `text` is not
+    a time at all (a position); ConfigError for a time without a zone."""
+    if len(text) < 10 or not text[:4].isdigit() or text[4:5] != "-":
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"not a time: {text!r} (ISO 8601 with a zone: 2026-11-25T09:00:00Z)"
+        ) from None
+    if when.tzinfo is None:
+        raise ConfigError(
+            f"the time {text!r} has no zone: add one (2026-11-25T09:00:00Z, or +09:00)"
+        )
+    return when

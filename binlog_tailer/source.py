@@ -131,6 +131,7 @@ class BinlogSource:
         self._txn_gtid: str | None = None
         self._txn_mariadb_gtid: tuple[int, int, int] | None = None  # (domain, server, seq)
         self._txn_ts_ms = 0  # MySQL: the commit time its GTID event carries (0: unknown)
+        self.last_commit_ms = 0  # the commit time of the transaction ended last (0: unknown)
         self._in_txn = False
         self._at = start.pos or 4  # where the next event starts
         self._skip = 0  # rows to skip after reopening inside a transaction
@@ -626,7 +627,10 @@ class BinlogSource:
 
     def _mysql_gtid(self, data: bytes, etype: int, end: int) -> None:
         self._reset_txn()
-        if etype == MYSQL_ANONYMOUS_GTID:
+        if etype == MYSQL_ANONYMOUS_GTID:  # no GTID (gtid_mode OFF): only its commit time
+            with contextlib.suppress(ValueError):
+                ts_us = gtid_event_info(MYSQL_GTID, data[20:end]).commit_ts_us
+                self._txn_ts_ms = (ts_us or 0) // 1000
             return
         try:
             info = gtid_event_info(etype, data[20:end])
@@ -715,6 +719,7 @@ class BinlogSource:
             self._done = None  # the split transaction ended (not a checkpoint event before it)
         if self._held:
             self._released = [change for _, change in self._held]
+        self.last_commit_ms = self._txn_ts_ms
         self._reset_txn()
         self._skip = 0
         return TxnEnd(self._resume)
