@@ -276,8 +276,8 @@ class BinlogSource:
             raise PositionNotFound(
                 f"the server cannot stream from {self._resume}: {exc.args[-1]}. The binlog"
                 " there was probably purged; choose a position the server still has"
-                " ('binlog-tailer run --from earliest|latest|FILE:POS') and accept the gap,"
-                " or re-snapshot"
+                " ('binlog-tailer run --from earliest|latest|FILE:POS|2026-11-25T09:00:00Z') and"
+                " accept the gap, or re-snapshot"
             ) from exc
         raise translate(exc, self.settings) from exc
 
