@@ -395,6 +395,11 @@ class Ours:
             }
         self.proc: subprocess.Popen | None = None
 
+    @property
+    def profile_tag(self) -> str:
+        """What tells this connector's profile (BENCH_PROFILE) from the others'."""
+        return "eos" if self.transactional else ""
+
     def command(self, position: tuple[str, int]) -> list[str]:
         return [
             sys.executable,
@@ -410,8 +415,8 @@ class Ours:
         cmd = self.command(position)
         if os.environ.get("BENCH_PROFILE"):
             out = os.environ["BENCH_PROFILE"]
-            if self.transactional:  # /tmp/prof.txt -> /tmp/prof.eos.txt
-                out = str(Path(out).with_stem(Path(out).stem + ".eos"))
+            if self.profile_tag:  # /tmp/prof.txt -> /tmp/prof.eos.txt, /tmp/prof.relay.txt
+                out = str(Path(out).with_stem(f"{Path(out).stem}.{self.profile_tag}"))
             cmd = [
                 py_spy(),
                 "record",
@@ -480,6 +485,10 @@ class PollingRelay(Ours):
             self.envvars["BINLOG_TAILER_RELAY__POLL_INTERVAL_MS"] = str(poll_ms)
         if commit_header:
             self.envvars["BINLOG_TAILER_OUTBOX__HEADER_COLUMNS"] = "created_at"
+
+    @property
+    def profile_tag(self) -> str:
+        return self.name.split("(", 1)[1].rstrip(")").replace(", ", ".").replace(" ", "")
 
     def command(self, position: tuple[str, int]) -> list[str]:
         return [sys.executable, "-m", "binlog_tailer", "run"]  # no position: the table's rows
