@@ -882,8 +882,12 @@ def latency(
         watch.wait(1, timeout=300, proc=conn.proc, last_id=probe)
         log(f"latency: {conn.name} streaming; offering {rate} rows/s for {seconds:.0f} s")
         writer = PacedWriter(env, db, rate, seconds)
+        cpu0 = stack_cpu()
         writer.start()
         writer.join()
+        # the server's CPU includes the writer's, the same for each connector; beyond it, a
+        # relay's polls
+        cpu = {k: round(v - cpu0[k], 2) for k, v in stack_cpu().items() if k in cpu0}
         total = writer.rows + 1
         watch.wait(total, timeout=600, proc=conn.proc, last_id=writer.last_id)
         got = reader.stop(total)
@@ -923,6 +927,7 @@ def latency(
                 "distinct": len({e for e, *_ in got if e in committed}),
                 "consumer": "isolation.level=read_committed",
                 **extra,
+                **cpu,
             },
         )
         if conn.transactional:
@@ -1022,6 +1027,12 @@ def table(results: list[Result]) -> str:
                     f"{w}: {relay.connector} p50 / p99 / max {relay.p50_ms:.1f} /"
                     f" {relay.p99_ms:.1f} / {relay.max_ms:.1f} ms, binlog-tailer"
                     f" {ours.p50_ms:.1f} / {ours.p99_ms:.1f} / {ours.max_ms:.1f} ms"
+                    + (
+                        f"; server CPU s {relay.extra['server_cpu_s']:.1f}, binlog-tailer"
+                        f" {ours.extra['server_cpu_s']:.1f}"
+                        if "server_cpu_s" in relay.extra and "server_cpu_s" in ours.extra
+                        else ""
+                    )
                 )
         if ours and eos and w == "latency" and ours.vis_p99_ms:
             lines.append(
