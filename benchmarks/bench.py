@@ -21,6 +21,14 @@ live ``isolation.level=read_committed`` consumer beside the connector, and repor
 a real consumer sees, in both modes. A catch-up on a transactional topic ends when the last
 loaded row is committed (transaction markers take offsets: the end offset counts them too).
 
+The polling relay (``outbox.source = poll``, connector "binlog-tailer (relay)") runs in the
+same workloads over a relay-shaped outbox table of its own (``outbox_ddl(relay=True)``) in a
+database of its own, loaded with the same rows: it reads them with SELECT, no binlog. Its
+catch-up also waits until the table is empty (every row deleted once Kafka acknowledged it).
+Its latency joins each record to the ``created_at`` the relay publishes as a header (the rows
+are deleted once published, so the table cannot be asked afterwards). ``--relay-poll-ms``
+runs it once per ``relay.poll_interval_ms``; ``--no-relay`` leaves it out.
+
 binlog-tailer runs in outbox mode; Debezium runs its MariaDB connector with its outbox
 EventRouter (Kafka Connect standalone, JSON converter without schemas). One connector runs at
 a time. Prints a table and writes every figure, with versions, to a JSON file.
@@ -30,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import json
 import os
 import platform
@@ -43,7 +52,9 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -263,11 +274,14 @@ class TopicWatch:
 
 class LiveReader(threading.Thread):
     """Reads a topic as it is written, read_committed (what a consumer of a transactional
-    producer sees): (event id, broker append time ms, time received ms) of every record."""
+    producer sees): (event id, broker append time ms, time received ms, commit time ms) of
+    every record; the commit time from the header `commit_header` (else None)."""
 
-    def __init__(self, env: Env, topic: str, id_header: str) -> None:
+    def __init__(
+        self, env: Env, topic: str, id_header: str, commit_header: str | None = None
+    ) -> None:
         super().__init__(daemon=True)
-        self.header = id_header
+        self.header, self.commit_header = id_header, commit_header
         self.c = Consumer(
             {
                 "bootstrap.servers": env.bootstrap,
@@ -278,7 +292,7 @@ class LiveReader(threading.Thread):
             }
         )
         self.c.assign([TopicPartition(topic, 0, 0)])
-        self.got: list[tuple[str, int, float]] = []
+        self.got: list[tuple[str, int, float, float | None]] = []
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -287,11 +301,15 @@ class LiveReader(threading.Thread):
             received = time.time() * 1000
             if m is None or m.error():
                 continue
-            eid = dict(m.headers() or [])[self.header].decode().strip('"')
-            self.got.append((eid, m.timestamp()[1], received))
+            headers = dict(m.headers() or [])
+            eid = headers[self.header].decode().strip('"')
+            committed = None
+            if self.commit_header is not None and headers.get(self.commit_header):
+                committed = datetime_ms(headers[self.commit_header].decode())
+            self.got.append((eid, m.timestamp()[1], received, committed))
         self.c.close()
 
-    def stop(self, n: int, timeout: float = 60) -> list[tuple[str, int, float]]:
+    def stop(self, n: int, timeout: float = 60) -> list[tuple[str, int, float, float | None]]:
         """Stop once n records are read (or after `timeout`): what was read."""
         deadline = time.monotonic() + timeout
         while len(self.got) < n and time.monotonic() < deadline:
@@ -299,6 +317,13 @@ class LiveReader(threading.Thread):
         self.stopping.set()
         self.join(30)
         return self.got
+
+
+def datetime_ms(text: str) -> float:
+    """Milliseconds since the epoch of a DATETIME as str() shows it, read as UTC (the bench's
+    sessions write NOW(6) in UTC)."""
+    stamp = dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+    return stamp.timestamp() * 1000
 
 
 # ---------------------------------------------------------------- process figures
@@ -370,9 +395,13 @@ class Ours:
             }
         self.proc: subprocess.Popen | None = None
 
-    def start(self, position: tuple[str, int]) -> None:
-        logf = open(self.workdir / f"ours-{self.db}-{self.delivery}.log", "ab")  # noqa: SIM115
-        cmd = [
+    @property
+    def profile_tag(self) -> str:
+        """What tells this connector's profile (BENCH_PROFILE) from the others'."""
+        return "eos" if self.transactional else ""
+
+    def command(self, position: tuple[str, int]) -> list[str]:
+        return [
             sys.executable,
             "-m",
             "binlog_tailer",
@@ -380,10 +409,14 @@ class Ours:
             "--from",
             f"{position[0]}:{position[1]}",
         ]
+
+    def start(self, position: tuple[str, int]) -> None:
+        logf = open(self.workdir / f"ours-{self.db}-{self.delivery}.log", "ab")  # noqa: SIM115
+        cmd = self.command(position)
         if os.environ.get("BENCH_PROFILE"):
             out = os.environ["BENCH_PROFILE"]
-            if self.transactional:  # /tmp/prof.txt -> /tmp/prof.eos.txt
-                out = str(Path(out).with_stem(Path(out).stem + ".eos"))
+            if self.profile_tag:  # /tmp/prof.txt -> /tmp/prof.eos.txt, /tmp/prof.relay.txt
+                out = str(Path(out).with_stem(f"{Path(out).stem}.{self.profile_tag}"))
             cmd = [
                 py_spy(),
                 "record",
@@ -414,6 +447,75 @@ class Ours:
         assert self.proc is not None
         os.kill(self.pid(), signal.SIGTERM)
         self.proc.wait(120)
+
+
+RELAY_SETTINGS = "BINLOG_TAILER_RELAY__"
+
+
+class PollingRelay(Ours):
+    """binlog-tailer as the polling relay (outbox.source = poll) of `db`.outbox, a relay-shaped
+    table: SELECT, publish, DELETE once acknowledged; no binlog. Runs as the stack's admin
+    user (it needs SELECT and DELETE on the table). `poll_ms`: relay.poll_interval_ms (None:
+    the product's default). `commit_header`: created_at also travels as a header (the latency
+    workload joins records to it: the rows are gone once published)."""
+
+    def __init__(
+        self,
+        env: Env,
+        db: str,
+        topic_prefix: str,
+        workdir: Path,
+        poll_ms: int | None = None,
+        commit_header: bool = False,
+    ) -> None:
+        super().__init__(env, db, topic_prefix, workdir)
+        self.poll_ms = poll_ms
+        self.name = relay_name(poll_ms)
+        tag = "relay" if poll_ms is None else f"relay{poll_ms}"
+        self.topic = f"{topic_prefix}.{tag}.order"
+        self.envvars |= {
+            "BINLOG_TAILER_OUTBOX__SOURCE": "poll",
+            "BINLOG_TAILER_OUTBOX__TOPIC_TEMPLATE": f"{topic_prefix}.{tag}.{{aggregate_type}}",
+            "BINLOG_TAILER_MYSQL__USER": env.admin_user,
+            "BINLOG_TAILER_MYSQL__PASSWORD": env.admin_password,
+            "BINLOG_TAILER_DELIVERY": "at_least_once",
+            "BINLOG_TAILER_NAME": f"bench.{db}.{tag}",  # its own lock
+        }
+        if poll_ms is not None:
+            self.envvars["BINLOG_TAILER_RELAY__POLL_INTERVAL_MS"] = str(poll_ms)
+        if commit_header:
+            self.envvars["BINLOG_TAILER_OUTBOX__HEADER_COLUMNS"] = "created_at"
+
+    @property
+    def profile_tag(self) -> str:
+        return self.name.split("(", 1)[1].rstrip(")").replace(", ", ".").replace(" ", "")
+
+    def command(self, position: tuple[str, int]) -> list[str]:
+        return [sys.executable, "-m", "binlog_tailer", "run"]  # no position: the table's rows
+
+    def settings(self) -> dict[str, str]:
+        return {k: v for k, v in self.envvars.items() if k.startswith(RELAY_SETTINGS)}
+
+    def left(self) -> int:
+        """Rows still in the outbox table."""
+        with self.env.admin(self.db) as c, c.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM outbox")
+            return int(cur.fetchone()[0])
+
+    def wait_empty(self, timeout: float) -> float:
+        """Until every row is deleted; when (monotonic)."""
+        deadline = time.monotonic() + timeout
+        while (n := self.left()) and time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"relay exited with {self.proc.returncode}")
+            time.sleep(0.05)
+        if n:
+            raise RuntimeError(f"{self.db}.outbox: {n} rows left after {timeout}s")
+        return time.monotonic()
+
+
+def relay_name(poll_ms: int | None) -> str:
+    return "binlog-tailer (relay)" if poll_ms is None else f"binlog-tailer (relay, {poll_ms} ms)"
 
 
 # every connector process started: a run that fails (Kafka stopped under it) kills what is left
@@ -558,12 +660,12 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def new_db(env: Env, run: str, name: str) -> str:
+def new_db(env: Env, run: str, name: str, relay: bool = False) -> str:
     db = f"bench_{run}_{name}".replace("-", "_")
     with env.admin() as c, c.cursor() as cur:
         cur.execute(f"CREATE DATABASE {db}")
         cur.execute(f"USE {db}")
-        cur.execute(outbox_ddl())
+        cur.execute(outbox_ddl(relay=relay))
     return db
 
 
@@ -575,6 +677,7 @@ def catchup(
     per_txn: int,
     with_dbz: bool,
     deliveries: list[str],
+    relays: list[int | None],
 ) -> list[Result]:
     name = f"catchup-{per_txn}"
     db = new_db(env, run, name)
@@ -619,8 +722,56 @@ def catchup(
             r.extra["settings"] = eos_settings()
         log(f"{name}: {conn.name} {r.rows_per_s:,.0f} rows/s ({r.seconds:.1f} s)")
         results.append(r)
+    for poll_ms in relays:
+        results.append(catchup_relay(env, run, workdir, rows, per_txn, prefix, poll_ms))
     results.append(raw_ceiling(env, name, rows, start_pos, end_pos, workdir))
     return results
+
+
+def catchup_relay(
+    env: Env, run: str, workdir: Path, rows: int, per_txn: int, prefix: str, poll_ms: int | None
+) -> Result:
+    """The same rows in a relay-shaped table of their own; the time until every row is in
+    Kafka and deleted from the table."""
+    name = f"catchup-{per_txn}"
+    tag = "relay" if poll_ms is None else f"relay{poll_ms}"
+    db = new_db(env, run, f"{name}_{tag}", relay=True)
+    conn = PollingRelay(env, db, prefix, workdir, poll_ms)
+    create_topics(env, [conn.topic])
+    log(f"{name}: loading {rows} rows into {db}.outbox (relay-shaped), {per_txn} per transaction")
+    load(env, db, rows, per_txn)
+    log(f"{name}: {conn.name} catching up")
+    watch = TopicWatch(env, conn.topic)
+    cpu0 = stack_cpu()
+    t0 = time.monotonic()
+    conn.start(("", 0))
+    first, last = watch.wait(rows, timeout=1800, proc=conn.proc)
+    empty = conn.wait_empty(600)
+    figures = proc_figures(conn.pid())
+    cpu = {k: round(v - cpu0[k], 2) for k, v in stack_cpu().items() if k in cpu0}
+    conn.stop()
+    records = watch.count()
+    watch.close()
+    r = Result(
+        name,
+        conn.name,
+        rows,
+        seconds=empty - t0,
+        rows_per_s=rows / (empty - t0),
+        rows_per_s_streaming=rows / max(last - first, 1e-6),
+        delivery=conn.delivery,
+        **figures,
+    )
+    r.extra |= {
+        "topic": conn.topic,
+        "records": records,
+        "left_in_table": conn.left(),
+        "published_s": round(last - t0, 3),
+        "settings": conn.settings(),
+        **cpu,
+    }
+    log(f"{name}: {conn.name} {r.rows_per_s:,.0f} rows/s ({r.seconds:.1f} s)")
+    return r
 
 
 def raw_ceiling(env: Env, name: str, rows: int, start, end, workdir: Path) -> Result:
@@ -677,23 +828,50 @@ def latency(
     seconds: float,
     with_dbz: bool,
     deliveries: list[str],
+    relays: list[int | None],
 ) -> list[Result]:
     results = []
-    kinds: list[tuple[type, str]] = [(Ours, d) for d in deliveries]
-    kinds += [(Debezium, "at_least_once")] if with_dbz else []
-    for kind, delivery in kinds:
-        db = new_db(env, run, f"lat_{kind.__name__.lower()}_{delivery}")
-        prefix = f"bench{run}lat"
-        conn = (
-            kind(env, db, prefix, workdir, delivery)
-            if kind is Ours
-            else kind(env, db, prefix, workdir)
+    prefix = f"bench{run}lat"
+    # (database name, relay-shaped table, the connector over a database)
+    plans: list[tuple[str, bool, Callable[[str], Any]]] = [
+        (
+            f"lat_ours_{d}",
+            False,
+            partial(Ours, env, topic_prefix=prefix, workdir=workdir, delivery=d),
         )
+        for d in deliveries
+    ]
+    plans += [
+        (
+            "lat_relay" if p is None else f"lat_relay{p}",
+            True,
+            partial(
+                PollingRelay,
+                env,
+                topic_prefix=prefix,
+                workdir=workdir,
+                poll_ms=p,
+                commit_header=True,
+            ),
+        )
+        for p in relays
+    ]
+    if with_dbz:
+        plans.append(
+            (
+                "lat_debezium_at_least_once",
+                False,
+                partial(Debezium, env, topic_prefix=prefix, workdir=workdir),
+            )
+        )
+    for db_name, relay, make in plans:
+        db = new_db(env, run, db_name, relay=relay)
+        conn = make(db)
         create_topics(env, [conn.topic], log_append_time=True)
         pos = master_position(env)
-        if kind is Debezium:
+        if isinstance(conn, Debezium):
             conn.prime()
-        reader = LiveReader(env, conn.topic, conn.id_header)
+        reader = LiveReader(env, conn.topic, conn.id_header, "created_at" if relay else None)
         reader.start()
         conn.start(pos)
         # wait until the connector is streaming: one probe row arrives
@@ -704,19 +882,30 @@ def latency(
         watch.wait(1, timeout=300, proc=conn.proc, last_id=probe)
         log(f"latency: {conn.name} streaming; offering {rate} rows/s for {seconds:.0f} s")
         writer = PacedWriter(env, db, rate, seconds)
+        cpu0 = stack_cpu()
         writer.start()
         writer.join()
+        # the server's CPU includes the writer's, the same for each connector; beyond it, a
+        # relay's polls
+        cpu = {k: round(v - cpu0[k], 2) for k, v in stack_cpu().items() if k in cpu0}
         total = writer.rows + 1
         watch.wait(total, timeout=600, proc=conn.proc, last_id=writer.last_id)
         got = reader.stop(total)
+        extra: dict[str, Any] = {}
+        if isinstance(conn, PollingRelay):
+            conn.wait_empty(120)
+            extra |= {"left_in_table": conn.left(), "settings": conn.settings()}
+            # the rows are deleted: their commit times came with the records (a header)
+            committed = {e: ms for e, _, _, ms in got if ms is not None}
+        else:
+            with env.admin(db) as c, c.cursor() as cur:
+                cur.execute("SELECT id, UNIX_TIMESTAMP(created_at) * 1000 FROM outbox")
+                committed = {i: float(ms) for i, ms in cur.fetchall()}
         figures = proc_figures(conn.pid())
         conn.stop()
         watch.close()
-        with env.admin(db) as c, c.cursor() as cur:
-            cur.execute("SELECT id, UNIX_TIMESTAMP(created_at) * 1000 FROM outbox")
-            committed = {i: float(ms) for i, ms in cur.fetchall()}
-        appended = [max(0.0, a - committed[e]) for e, a, _ in got if e in committed]
-        visible = [max(0.0, v - committed[e]) for e, _, v in got if e in committed]
+        appended = [max(0.0, a - committed[e]) for e, a, _, _ in got if e in committed]
+        visible = [max(0.0, v - committed[e]) for e, _, v, _ in got if e in committed]
         p50, p99, pmax = quantiles(appended)
         v50, v99, vmax = quantiles(visible)
         r = Result(
@@ -733,7 +922,13 @@ def latency(
             vis_max_ms=vmax,
             delivery=conn.delivery,
             **figures,
-            extra={"matched": len(appended), "consumer": "isolation.level=read_committed"},
+            extra={
+                "matched": len(appended),
+                "distinct": len({e for e, *_ in got if e in committed}),
+                "consumer": "isolation.level=read_committed",
+                **extra,
+                **cpu,
+            },
         )
         if conn.transactional:
             r.extra["settings"] = eos_settings()
@@ -778,7 +973,7 @@ def versions(env: Env) -> dict[str, str]:
 
 def table(results: list[Result]) -> str:
     lines = [
-        f"{'workload':<12} {'connector':<28} {'rows':>9} {'rows/s':>9} {'stream/s':>9}"
+        f"{'workload':<12} {'connector':<32} {'rows':>9} {'rows/s':>9} {'stream/s':>9}"
         f" {'MB/s':>7} {'RSS MB':>7} {'CPU s':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"
         f" {'vis p50':>7} {'vis p99':>7}"
     ]
@@ -788,7 +983,7 @@ def table(results: list[Result]) -> str:
 
     for r in results:
         lines.append(
-            f"{r.workload:<12} {r.connector:<28} {r.rows:>9,} {f(r.rows_per_s, ',.0f'):>9}"
+            f"{r.workload:<12} {r.connector:<32} {r.rows:>9,} {f(r.rows_per_s, ',.0f'):>9}"
             f" {f(r.rows_per_s_streaming, ',.0f'):>9} {f(r.mb_per_s, '.1f'):>7}"
             f" {f(r.peak_rss_mb, '.0f'):>7} {f(r.cpu_s, '.1f'):>7} {f(r.p50_ms, '.1f'):>7}"
             f" {f(r.p99_ms, '.1f'):>7} {f(r.max_ms, '.1f'):>7} {f(r.vis_p50_ms, '.1f'):>7}"
@@ -821,6 +1016,24 @@ def table(results: list[Result]) -> str:
                     if k in ours.extra and k in eos.extra
                 )
             )
+        for relay in (r for r in results if r.workload == w and "(relay" in r.connector):
+            if ours and w != "latency" and ours.rows_per_s:
+                lines.append(
+                    f"{w}: {relay.connector} / binlog-tailer throughput ="
+                    f" {relay.rows_per_s / ours.rows_per_s:.2f}"
+                )
+            if ours and w == "latency" and relay.p99_ms is not None:
+                lines.append(
+                    f"{w}: {relay.connector} p50 / p99 / max {relay.p50_ms:.1f} /"
+                    f" {relay.p99_ms:.1f} / {relay.max_ms:.1f} ms, binlog-tailer"
+                    f" {ours.p50_ms:.1f} / {ours.p99_ms:.1f} / {ours.max_ms:.1f} ms"
+                    + (
+                        f"; server CPU s {relay.extra['server_cpu_s']:.1f}, binlog-tailer"
+                        f" {ours.extra['server_cpu_s']:.1f}"
+                        if "server_cpu_s" in relay.extra and "server_cpu_s" in ours.extra
+                        else ""
+                    )
+                )
         if ours and eos and w == "latency" and ours.vis_p99_ms:
             lines.append(
                 f"{w}: exactly-once / at-least-once p99 (visible, read_committed) ="
@@ -843,12 +1056,26 @@ def main(argv: list[str] | None = None) -> int:
         help="binlog-tailer's delivery modes, each a run of its own (exactly_once: Kafka"
         " transactions; BINLOG_TAILER_EXACTLY_ONCE__* from the environment apply)",
     )
+    p.add_argument(
+        "--no-relay", action="store_true", help="leave out the polling relay (outbox.source=poll)"
+    )
+    p.add_argument(
+        "--relay-poll-ms",
+        default="",
+        help="the relay's relay.poll_interval_ms, comma-separated, each a run of its own"
+        " (default: the product's default, one run)",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "bench-results")
     args = p.parse_args(argv)
     env = Env()
     deliveries = [d for d in args.delivery.split(",") if d]
     if not deliveries or set(deliveries) - set(DELIVERIES):
         raise SystemExit(f"--delivery: one or more of {', '.join(DELIVERIES)}")
+    try:
+        polls = [int(v) for v in args.relay_poll_ms.split(",") if v]
+    except ValueError:
+        raise SystemExit("--relay-poll-ms: milliseconds, comma-separated (e.g. 100,20,5)") from None
+    relays: list[int | None] = [] if args.no_relay else (list(polls) or [None])
     with_dbz = not args.no_debezium
     if with_dbz and not env.debezium_jars:
         raise SystemExit("BT_DEBEZIUM_JARS is not set: run this through scripts/bench")
@@ -864,10 +1091,19 @@ def main(argv: list[str] | None = None) -> int:
         for w in args.workloads.split(","):
             if w.startswith("catchup-"):
                 per_txn = int(w.split("-")[1])
-                results += catchup(env, run, workdir, args.rows, per_txn, with_dbz, deliveries)
+                results += catchup(
+                    env, run, workdir, args.rows, per_txn, with_dbz, deliveries, relays
+                )
             elif w == "latency":
                 results += latency(
-                    env, run, workdir, args.latency_rate, args.latency_seconds, with_dbz, deliveries
+                    env,
+                    run,
+                    workdir,
+                    args.latency_rate,
+                    args.latency_seconds,
+                    with_dbz,
+                    deliveries,
+                    relays,
                 )
             else:
                 raise SystemExit(f"unknown workload {w!r}")
@@ -884,6 +1120,7 @@ def main(argv: list[str] | None = None) -> int:
                 "versions": info,
                 "args": {k: str(v) for k, v in vars(args).items()},
                 "exactly_once_settings": eos_settings(),
+                "relay_poll_ms": [p for p in relays],
                 "results": [asdict(r) for r in results],
             },
             indent=2,

@@ -4,6 +4,13 @@ In the middle of the writes, Kafka is stopped for a while and started again. Not
 write fails (the service never talks to Kafka), and the ranking catches up once Kafka is back:
 every event arrives, and the ranking built from events equals the one the database gives.
 
+With --relay, the outbox table has the polling relay's columns and binlog-tailer runs as the
+polling relay (outbox.source = poll) instead of reading the binlog: as a MySQL user of its own
+that may only SELECT and DELETE rows of the board's outbox table (least privilege; created
+here by the admin user, dropped at the end). The relay deletes each row once Kafka
+acknowledged its event, so the events expected are those the board committed, and the outbox
+table ends empty.
+
 Run it with examples/popular_articles/run (it starts the local stack first).
 """
 
@@ -13,6 +20,8 @@ import argparse
 import datetime as dt
 import os
 import random
+import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -49,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=60.0, help="business writes per second")
     p.add_argument("--outage", type=float, default=6.0, help="seconds Kafka stays down")
     p.add_argument("--top", type=int, default=5)
+    p.add_argument(
+        "--relay", action="store_true", help="binlog-tailer as the polling relay (no binlog)"
+    )
     args = p.parse_args(argv)
 
     db = f"board_{uuid.uuid4().hex[:8]}"
@@ -64,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         cur.execute(f"USE {db}")
     end = latest_position(conn)
     file, pos = end.file, end.pos
-    create_schema(conn)
+    create_schema(conn, relay=args.relay)
     workdir = Path(tempfile.mkdtemp(prefix="popular-articles-"))
     topic = f"{db}.article"
     env = {
@@ -75,17 +87,27 @@ def main(argv: list[str] | None = None) -> int:
         # /metrics on any free port (logged), so that runs side by side do not collide
         "BINLOG_TAILER_HTTP__PORT": os.environ.get("BINLOG_TAILER_HTTP__PORT", "0"),
     }
+    command = [sys.executable, "-m", "binlog_tailer", "run"]
+    relay_user = f"{db}_relay" if args.relay else None
+    if relay_user is not None:
+        password = secrets.token_urlsafe(18)
+        say(f"binlog-tailer runs as the polling relay, as MySQL user {relay_user}:")
+        for grant in create_relay_user(conn, db, relay_user, password):
+            say(f"  {grant}")
+        env |= {
+            "BINLOG_TAILER_OUTBOX__SOURCE": "poll",
+            "BINLOG_TAILER_MYSQL__USER": relay_user,
+            "BINLOG_TAILER_MYSQL__PASSWORD": password,
+            "BINLOG_TAILER_NAME": db,  # one active relay per name: this run's own
+        }
+    else:  # the binlog path, from where the board starts (the relay reads the table's rows)
+        command += ["--from", f"{file}:{pos}"]
     say(f"database {db}; binlog-tailer log: {workdir / 'tailer.log'}")
     with open(workdir / "tailer.log", "wb") as log:
-        tailer = subprocess.Popen(
-            [sys.executable, "-m", "binlog_tailer", "run", "--from", f"{file}:{pos}"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        tailer = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     consumer = RankingConsumer(os.environ["BINLOG_TAILER_KAFKA__BOOTSTRAP_SERVERS"], topic)
     consumer.start()
-    board = Board(conn)
+    board = Board(conn, remember_events=args.relay)
     rng = random.Random(1)
     failures = 0
     try:
@@ -133,9 +155,12 @@ def main(argv: list[str] | None = None) -> int:
             f" {during_outage} of them while Kafka was down"
         )
 
-        with conn.cursor() as cur:
-            cur.execute("SELECT id FROM outbox")
-            expected = {r[0] for r in cur.fetchall()}
+        if args.relay:  # the relay deletes what it published: the board knows its events
+            expected = set(board.events)
+        else:
+            with conn.cursor() as cur:
+                cur.execute("SELECT id FROM outbox")
+                expected = {r[0] for r in cur.fetchall()}
         deadline = time.monotonic() + 180
         while not expected <= consumer.seen() and time.monotonic() < deadline:
             time.sleep(0.5)  # polling the consumer thread's progress
@@ -144,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
             f"events written {len(expected)}, consumed {consumer.consumed}"
             f" ({consumer.duplicates} duplicates ignored), lost {len(lost)}"
         )
+        left = outbox_rows_left(conn, deadline) if args.relay else 0
+        if args.relay:
+            say(f"outbox rows left {left} (the relay deletes a row once Kafka acknowledged it)")
 
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         with conn.cursor() as cur:
@@ -164,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {rank}. {titles.get(article, article)!s:<14} score {score}")
         agree = from_events == truth
         print(f"\nranking from events {'equals' if agree else 'DIFFERS from'} the database's")
-        ok = failures == 0 and not lost and agree
+        ok = failures == 0 and not lost and agree and left == 0
         print("RESULT: " + ("no business write failed, no event lost" if ok else "FAILED"))
         return 0 if ok else 1
     finally:
@@ -173,7 +201,35 @@ def main(argv: list[str] | None = None) -> int:
         tailer.wait(60)
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE {db}")
+            if relay_user is not None:
+                cur.execute("DROP USER IF EXISTS %s@%s", (relay_user, RELAY_HOST))
         conn.close()
+
+
+RELAY_HOST = "127.0.0.1"  # where the local stack's users connect from
+
+
+def create_relay_user(conn: pymysql.Connection, db: str, user: str, password: str) -> list[str]:
+    """A user that may read and delete rows of `db`.outbox and nothing else: what the polling
+    relay needs (with relay.after_publish = mark: SELECT and UPDATE). Its grants, as shown."""
+    with conn.cursor() as cur:
+        cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (user, RELAY_HOST, password))
+        cur.execute(f"GRANT SELECT, DELETE ON `{db}`.`outbox` TO %s@%s", (user, RELAY_HOST))
+        cur.execute("SHOW GRANTS FOR %s@%s", (user, RELAY_HOST))
+        # MariaDB shows the password's hash with the USAGE grant: never printed
+        return [re.sub(r" IDENTIFIED BY PASSWORD '[^']*'", "", r[0]) for r in cur.fetchall()]
+
+
+def outbox_rows_left(conn: pymysql.Connection, deadline: float) -> int:
+    """Rows still in the outbox once the relay deleted what it published (or at `deadline`)."""
+    while True:
+        with conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM outbox")
+            left = int(cur.fetchone()[0])
+        conn.commit()  # a fresh snapshot for the next look
+        if left == 0 or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)  # polling the relay's progress
 
 
 if __name__ == "__main__":

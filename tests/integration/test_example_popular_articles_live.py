@@ -76,3 +76,70 @@ def test_live_example_ranks_every_event_and_stops_on_sigterm(
             proc.kill()
     assert "4 articles;" in log.read_text()
     assert tailer.stop() == 0, tailer.log()
+
+
+def test_live_example_with_the_polling_relay_ranks_every_event(
+    stack: Stack, database: str, tailer: Tailer
+):
+    """--relay: the outbox table has the relay's columns, binlog-tailer runs apart as the
+    polling relay (outbox.source = poll); every event the board committed is consumed, and the
+    relay leaves the table empty."""
+    tailer.env.pop("BINLOG_TAILER_CAPTURE__INCLUDE")
+    tailer.env.update(
+        {
+            "BINLOG_TAILER_OUTBOX__SOURCE": "poll",
+            "BINLOG_TAILER_OUTBOX__TABLES": f"{database}.outbox",
+            "BINLOG_TAILER_OUTBOX__TOPIC_TEMPLATE": f"{database}.{{aggregate_type}}",
+            "BINLOG_TAILER_DEAD_LETTER__TOPIC": f"{database}.dlq",
+            "BINLOG_TAILER_MYSQL__USER": stack.admin_user,  # SELECT and DELETE on the outbox
+            "BINLOG_TAILER_MYSQL__PASSWORD": stack.admin_password,
+            "BINLOG_TAILER_NAME": database,
+        }
+    )
+    example = subprocess.Popen(
+        _example("--relay", "--writes", "60", "--rate", "200", "--report-seconds", "1"),
+        cwd=ROOT,
+        env=_env(stack, database),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    relay = None
+    try:
+        # the relay checks the table's shape when it becomes active: start it once it exists
+        wait_until(lambda: outbox_rows(stack, database) is not None, 60, "the outbox table")
+        log = tailer.workdir / "relay.log"
+        with open(log, "wb") as out:
+            relay = subprocess.Popen(
+                [sys.executable, "-m", "binlog_tailer", "run"],
+                env=tailer.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        out_text, _ = example.communicate(timeout=180)
+        assert example.returncode == 0, out_text + log.read_text()
+        assert "events written 64, not consumed 0" in out_text  # 60 writes, 4 articles
+        assert "popular: article #0 (" in out_text
+        wait_until(lambda: outbox_rows(stack, database) == 0, 30, "the relay to empty the table")
+        relay.send_signal(signal.SIGTERM)
+        assert relay.wait(60) == 0, log.read_text()
+        assert "relay: active" in log.read_text()
+    finally:
+        for proc in (example, relay):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+
+
+def outbox_rows(stack: Stack, database: str) -> int | None:
+    """Rows in the outbox table (None: not created yet)."""
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
+            " AND TABLE_NAME = 'outbox'",
+            (database,),
+        )
+        if cur.fetchone()[0] == 0:
+            return None
+        cur.execute("SELECT COUNT(*) FROM outbox")
+        return int(cur.fetchone()[0])
