@@ -300,7 +300,7 @@ class RelaySettings(_Section):
     )
     batch_size: int = Field(500, ge=1, le=10_000, description="rows read, published, then removed")
     poll_interval_ms: int = Field(
-        100, ge=1, le=60_000, description="wait between polls that found nothing to publish"
+        20, ge=1, le=60_000, description="wait after a poll that found nothing to publish"
     )
     standby_check_seconds: float = Field(
         1.0, gt=0, le=60, description="how often a standby relay tries to become the active one"
