@@ -36,7 +36,7 @@ def _shared_servers_guard(request) -> Iterator[None]:
         return
     if "kafka_bootstrap" in names:  # set up before the locks: it takes Kafka's briefly
         request.getfixturevalue("kafka_bootstrap")
-    locks = [("kafka", ("stops_kafka",))]
+    locks = [(_KAFKA_LOCK, ("stops_kafka",))]
     if "stack" in names:
         port = str(request.getfixturevalue("stack").mysql_port)
         locks.append((port, ("purges_binlogs", "changes_server_globals")))
@@ -45,6 +45,10 @@ def _shared_servers_guard(request) -> Iterator[None]:
             exclusive = any(request.node.get_closest_marker(m) is not None for m in markers)
             held.enter_context(_server_lock(name, exclusive))
         yield
+
+
+# One per broker: test runs against stacks of their own (other ports) do not wait for each other
+_KAFKA_LOCK = "kafka-" + Stack().kafka_bootstrap.rsplit(":", 1)[1]
 
 
 @contextlib.contextmanager
@@ -74,7 +78,7 @@ def _port_answers(port: int) -> bool:
 def checked_stack(server: str) -> Stack:
     """The local stack with `server` as its source; fails (never skips) when it is down."""
     s = Stack(server=server)
-    with _server_lock("kafka", exclusive=False):  # not while a test has stopped Kafka
+    with _server_lock(_KAFKA_LOCK, exclusive=False):  # not while a test has stopped Kafka
         down = _not_answering(s)
     if down:
         pytest.fail(f"{', '.join(down)} not answering: start the local stack with scripts/dev-up")
@@ -102,7 +106,7 @@ def stack(request) -> Stack:
 def kafka_bootstrap() -> str:
     """The local Kafka broker alone (tests of Kafka itself need no source server)."""
     bootstrap = Stack().kafka_bootstrap
-    with _server_lock("kafka", exclusive=False):  # not while a test has stopped Kafka
+    with _server_lock(_KAFKA_LOCK, exclusive=False):  # not while a test has stopped Kafka
         answers = _port_answers(int(bootstrap.rsplit(":", 1)[1]))
     if not answers:
         pytest.fail(
