@@ -268,11 +268,7 @@ class Pipeline:
             log.warning("dead letter (%s): %s", exc.reason, exc)
             self.dead_lettered += 1
             self.stats.dead_letter(exc.reason)
-            return [
-                self.dead_letters.record(
-                    change, exc.reason, str(exc), exc.original, event_id=exc.event_id
-                )
-            ]
+            return [self.dead_letters.bad_row(change, exc)]
         for record in records:
             record.origin = change
         return records
@@ -298,18 +294,7 @@ class Pipeline:
         log.warning("dead letter (rejected by Kafka): %s", exc)
         self.dead_lettered += 1
         self.stats.dead_letter("rejected")
-        event_id = next(
-            (v for k, v in record.headers if k == "event_id" and isinstance(v, str)), None
-        )
-        letter = self.dead_letters.record(
-            record.origin,
-            "rejected",
-            str(exc),
-            record.value,
-            event_id=event_id,
-            original_topic=record.topic,
-            key=record.key,
-        )
+        letter = self.dead_letters.rejected(exc)
         # The same sequence number: the position passes the row only once its dead letter is
         # acknowledged.
         self.publisher.publish(letter, exc.seq, self._give_up)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from binlog_tailer.errors import BadRecord, RecordRejected
 from binlog_tailer.model import Record, RowChange
 
 
@@ -51,3 +52,19 @@ class DeadLetters:
         if event_id:
             headers.append(("event_id", event_id))
         return Record(self.topic, key, value, headers, change.ts_ms or None)
+
+    def bad_row(self, change: RowChange, exc: BadRecord) -> Record:
+        """The dead letter of a row the mapper refused."""
+        return self.record(change, exc.reason, str(exc), exc.original, event_id=exc.event_id)
+
+    def rejected(self, exc: RecordRejected) -> Record:
+        """The dead letter of a record Kafka refused for what it is (its row: `origin`)."""
+        record: Record = exc.record
+        assert record.origin is not None
+        event_id = next(
+            (v for k, v in record.headers if k == "event_id" and isinstance(v, str)), None
+        )
+        return self.record(
+            record.origin, "rejected", str(exc), record.value,
+            event_id=event_id, original_topic=record.topic, key=record.key,
+        )  # fmt: skip

@@ -56,6 +56,18 @@ class OutboxOptions:
     envelope: bool = False
     on_update: Literal["warn", "error", "ignore"] = "warn"
 
+    def required_columns(self) -> list[str]:
+        """The columns every outbox row must have (the timestamp column is optional)."""
+        return [
+            self.id_column,
+            self.aggregate_type_column,
+            self.aggregate_id_column,
+            self.event_type_column,
+            self.payload_column,
+            *self.header_columns,
+            *([self.shard_key_column] if self.shard_key_column else []),
+        ]
+
 
 def _text(v: Any) -> str | None:
     """A column value as text: ids may be CHAR, BINARY(16) UUIDs, or integers."""
@@ -141,15 +153,7 @@ class OutboxMapper:
         if json_payload is not None:
             return json_payload
         o = self.o
-        required = [
-            o.id_column,
-            o.aggregate_type_column,
-            o.aggregate_id_column,
-            o.event_type_column,
-            o.payload_column,
-            *o.header_columns,
-            *([o.shard_key_column] if o.shard_key_column else []),
-        ]
+        required = o.required_columns()
         names = {c.name for c in schema.columns}
         missing = [c for c in required if c not in names]
         if missing:

@@ -209,11 +209,7 @@ class Relay:
                 raise
             log.warning("dead letter (%s): %s", exc.reason, exc)
             self.dead_lettered += 1
-            return [
-                self.dead_letters.record(
-                    change, exc.reason, str(exc), exc.original, event_id=exc.event_id
-                )
-            ]
+            return [self.dead_letters.bad_row(change, exc)]
         for record in records:
             record.origin = change
         return records
@@ -232,13 +228,7 @@ class Relay:
             raise exc
         log.warning("dead letter (rejected by Kafka): %s", exc)
         self.dead_lettered += 1
-        event_id = next(
-            (v for k, v in record.headers if k == "event_id" and isinstance(v, str)), None
-        )
-        letter = self.dead_letters.record(
-            record.origin, "rejected", str(exc), record.value,
-            event_id=event_id, original_topic=record.topic, key=record.key,
-        )  # fmt: skip
+        letter = self.dead_letters.rejected(exc)
         self.publisher.publish(letter, exc.seq)
 
     def _await_acks(self) -> None:

@@ -47,18 +47,8 @@ class RelayTable:
 
     def columns(self) -> list[str]:
         """The columns the mapper uses, the sequence first."""
-        o = self.options
-        wanted = [
-            self.sequence_column,
-            o.id_column,
-            o.aggregate_type_column,
-            o.aggregate_id_column,
-            o.event_type_column,
-            o.payload_column,
-            *([o.timestamp_column] if o.timestamp_column else []),
-            *([o.shard_key_column] if o.shard_key_column else []),
-            *o.header_columns,
-        ]
+        ts = self.options.timestamp_column
+        wanted = [self.sequence_column, *self.options.required_columns(), *([ts] if ts else [])]
         return list(dict.fromkeys(wanted))
 
     def select_batch(self, limit: int) -> str:
