@@ -506,8 +506,8 @@ class Settings(BaseSettings):
         patterns = [t for t in o.tables if any(c in t for c in "*?[") or t.count(".") != 1]
         if patterns:
             raise ValueError(
-                "outbox.source = poll relays named tables (db.table), not patterns:"
-                f" {', '.join(patterns)}"
+                "outbox.source = poll relays tables named in full as db.table (no patterns,"
+                f" no table without its database): {', '.join(patterns)}"
             )
         if self.capture.include is not None:
             raise ValueError(

@@ -87,8 +87,8 @@ def test_lock_names_fit_mysqls_limit_and_stay_distinct():
     ("outbox", "extra", "message"),
     [
         ({}, {}, "needs outbox.tables"),
-        ({"tables": ["shop.*"]}, {}, "not patterns: shop.*"),
-        ({"tables": ["outbox"]}, {}, "not patterns: outbox"),
+        ({"tables": ["shop.*"]}, {}, "no patterns.*: shop.*"),
+        ({"tables": ["outbox"]}, {}, "database.: outbox"),
         (
             {"tables": ["shop.outbox"]},
             {"capture": {"include": ["shop.orders"]}},
