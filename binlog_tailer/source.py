@@ -733,7 +733,10 @@ class BinlogSource:
         if cols is None:
             assert self._meta_conn is not None
             try:
-                self._meta_conn.ping(reconnect=True)
+                try:
+                    self._meta_conn.ping()
+                except pymysql.err.MySQLError:  # idle for long: a connection of the moment
+                    self._meta_conn = connect(self.settings)
                 with self._meta_conn.cursor() as cur:
                     cur.execute(
                         "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS"
