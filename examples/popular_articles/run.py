@@ -75,126 +75,21 @@ def main(argv: list[str] | None = None) -> int:
         cur.execute(f"CREATE DATABASE {db}")
         cur.execute(f"USE {db}")
     end = latest_position(conn)
-    file, pos = end.file, end.pos
     create_schema(conn, relay=args.relay)
     workdir = Path(tempfile.mkdtemp(prefix="popular-articles-"))
-    topic = f"{db}.article"
-    env = {
-        **os.environ,
-        "BINLOG_TAILER_OUTBOX__TABLES": f"{db}.outbox",
-        "BINLOG_TAILER_OUTBOX__TOPIC_TEMPLATE": f"{db}.{{aggregate_type}}",
-        "BINLOG_TAILER_CHECKPOINT__PATH": str(workdir / "offsets.json"),
-        # /metrics on any free port (logged), so that runs side by side do not collide
-        "BINLOG_TAILER_HTTP__PORT": os.environ.get("BINLOG_TAILER_HTTP__PORT", "0"),
-    }
-    command = [sys.executable, "-m", "binlog_tailer", "run"]
     relay_user = f"{db}_relay" if args.relay else None
-    if relay_user is not None:
-        password = secrets.token_urlsafe(18)
-        say(f"binlog-tailer runs as the polling relay, as MySQL user {relay_user}:")
-        for grant in create_relay_user(conn, db, relay_user, password):
-            say(f"  {grant}")
-        env |= {
-            "BINLOG_TAILER_OUTBOX__SOURCE": "poll",
-            "BINLOG_TAILER_MYSQL__USER": relay_user,
-            "BINLOG_TAILER_MYSQL__PASSWORD": password,
-            "BINLOG_TAILER_NAME": db,  # one active relay per name: this run's own
-        }
-    else:  # the binlog path, from where the board starts (the relay reads the table's rows)
-        command += ["--from", f"{file}:{pos}"]
+    command, env = _tailer_command(conn, db, workdir, relay_user, f"{end.file}:{end.pos}")
     say(f"database {db}; binlog-tailer log: {workdir / 'tailer.log'}")
     with open(workdir / "tailer.log", "wb") as log:
         tailer = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    consumer = RankingConsumer(os.environ["BINLOG_TAILER_KAFKA__BOOTSTRAP_SERVERS"], topic)
+    consumer = RankingConsumer(
+        os.environ["BINLOG_TAILER_KAFKA__BOOTSTRAP_SERVERS"], f"{db}.article"
+    )
     consumer.start()
     board = Board(conn, remember_events=args.relay)
-    rng = random.Random(1)
-    failures = 0
     try:
-        articles = [board.create_article(f"article #{i}") for i in range(args.articles)]
-        # a few articles are much more popular than the rest
-        popularity = [1.0 / (i + 1) for i in range(len(articles))]
-        outage_at, outage_done = args.writes // 3, threading.Event()
-        outage: dict[str, float] = {}
-
-        def kafka_outage() -> None:
-            outage["down"] = time.monotonic()
-            stack_script("dev-down", "kafka")
-            say("Kafka is DOWN; the board keeps writing")
-            time.sleep(args.outage)  # the outage itself: how long Kafka stays away
-            stack_script("dev-up")
-            outage["up"] = time.monotonic()
-            say("Kafka is back")
-            outage_done.set()
-
-        outage_thread = threading.Thread(target=kafka_outage)
-        during_outage = 0
-        for n in range(args.writes):
-            if n == outage_at:
-                outage_thread.start()
-            article = rng.choices(articles, popularity)[0]
-            user = f"user{rng.randrange(100)}"
-            try:
-                kind = rng.random()
-                if kind < 0.7:
-                    board.view(article, user)
-                elif kind < 0.9:
-                    board.like(article, user)
-                else:
-                    board.comment(article, user, "좋은 글이네요")
-            except pymysql.MySQLError as exc:
-                failures += 1
-                say(f"business write failed: {exc}")
-            if "down" in outage and not outage_done.is_set():
-                during_outage += 1
-            time.sleep(1.0 / args.rate)  # pacing of the simulated users, not synchronisation
-        outage_done.wait(120)
-        outage_thread.join(120)
-        say(
-            f"{args.writes} business writes done, {failures} failed,"
-            f" {during_outage} of them while Kafka was down"
-        )
-
-        if args.relay:  # the relay deletes what it published: the board knows its events
-            expected = set(board.events)
-        else:
-            with conn.cursor() as cur:
-                cur.execute("SELECT id FROM outbox")
-                expected = {r[0] for r in cur.fetchall()}
-        deadline = time.monotonic() + 180
-        while not expected <= consumer.seen() and time.monotonic() < deadline:
-            time.sleep(0.5)  # polling the consumer thread's progress
-        lost = expected - consumer.seen()
-        say(
-            f"events written {len(expected)}, consumed {consumer.consumed}"
-            f" ({consumer.duplicates} duplicates ignored), lost {len(lost)}"
-        )
-        left = outbox_rows_left(conn, deadline) if args.relay else 0
-        if args.relay:
-            say(f"outbox rows left {left} (the relay deletes a row once Kafka acknowledged it)")
-
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT a.id, a.views + 3 * a.likes + 5 * (SELECT COUNT(*) FROM comments c"
-                " WHERE c.article_id = a.id) FROM articles a"
-            )
-            truth = {a: s for a, s in cur.fetchall() if s}
-        with consumer.lock:
-            from_events = consumer.ranking.scores(now)
-            top = consumer.ranking.top(args.top, now)
-            titles = dict(consumer.ranking.titles)
-        print(
-            f"\npopular articles, last hour (view {WEIGHTS['ArticleViewed']},"
-            f" like {WEIGHTS['ArticleLiked']}, comment {WEIGHTS['ArticleCommented']}):"
-        )
-        for rank, (article, score) in enumerate(top, 1):
-            print(f"  {rank}. {titles.get(article, article)!s:<14} score {score}")
-        agree = from_events == truth
-        print(f"\nranking from events {'equals' if agree else 'DIFFERS from'} the database's")
-        ok = failures == 0 and not lost and agree and left == 0
-        print("RESULT: " + ("no business write failed, no event lost" if ok else "FAILED"))
-        return 0 if ok else 1
+        failures = _write_through_an_outage(board, args)
+        return _report(conn, board, consumer, args, failures)
     finally:
         consumer.stop()
         tailer.send_signal(signal.SIGTERM)
@@ -204,6 +99,136 @@ def main(argv: list[str] | None = None) -> int:
             if relay_user is not None:
                 cur.execute("DROP USER IF EXISTS %s@%s", (relay_user, RELAY_HOST))
         conn.close()
+
+
+def _tailer_command(
+    conn: pymysql.Connection, db: str, workdir: Path, relay_user: str | None, start: str
+) -> tuple[list[str], dict[str, str]]:
+    """binlog-tailer's command line and environment: the binlog path from `start`, or the
+    polling relay as `relay_user` (created here, granted only what it needs)."""
+    env = {
+        **os.environ,
+        "BINLOG_TAILER_OUTBOX__TABLES": f"{db}.outbox",
+        "BINLOG_TAILER_OUTBOX__TOPIC_TEMPLATE": f"{db}.{{aggregate_type}}",
+        "BINLOG_TAILER_CHECKPOINT__PATH": str(workdir / "offsets.json"),
+        # /metrics on any free port (logged), so that runs side by side do not collide
+        "BINLOG_TAILER_HTTP__PORT": os.environ.get("BINLOG_TAILER_HTTP__PORT", "0"),
+    }
+    command = [sys.executable, "-m", "binlog_tailer", "run"]
+    if relay_user is None:  # the binlog path, from where the board starts
+        return [*command, "--from", start], env
+    password = secrets.token_urlsafe(18)
+    say(f"binlog-tailer runs as the polling relay, as MySQL user {relay_user}:")
+    for grant in create_relay_user(conn, db, relay_user, password):
+        say(f"  {grant}")
+    env |= {
+        "BINLOG_TAILER_OUTBOX__SOURCE": "poll",
+        "BINLOG_TAILER_MYSQL__USER": relay_user,
+        "BINLOG_TAILER_MYSQL__PASSWORD": password,
+        "BINLOG_TAILER_NAME": db,  # one active relay per name: this run's own
+    }
+    return command, env
+
+
+def _write_through_an_outage(board: Board, args: argparse.Namespace) -> int:
+    """The simulated users' writes, with Kafka stopped a third of the way through and started
+    again `args.outage` seconds later; returns how many business writes failed."""
+    rng = random.Random(1)
+    failures = 0
+    articles = [board.create_article(f"article #{i}") for i in range(args.articles)]
+    # a few articles are much more popular than the rest
+    popularity = [1.0 / (i + 1) for i in range(len(articles))]
+    outage_at, outage_done = args.writes // 3, threading.Event()
+    outage: dict[str, float] = {}
+
+    def kafka_outage() -> None:
+        outage["down"] = time.monotonic()
+        stack_script("dev-down", "kafka")
+        say("Kafka is DOWN; the board keeps writing")
+        time.sleep(args.outage)  # the outage itself: how long Kafka stays away
+        stack_script("dev-up")
+        outage["up"] = time.monotonic()
+        say("Kafka is back")
+        outage_done.set()
+
+    outage_thread = threading.Thread(target=kafka_outage)
+    during_outage = 0
+    for n in range(args.writes):
+        if n == outage_at:
+            outage_thread.start()
+        article = rng.choices(articles, popularity)[0]
+        user = f"user{rng.randrange(100)}"
+        try:
+            kind = rng.random()
+            if kind < 0.7:
+                board.view(article, user)
+            elif kind < 0.9:
+                board.like(article, user)
+            else:
+                board.comment(article, user, "좋은 글이네요")
+        except pymysql.MySQLError as exc:
+            failures += 1
+            say(f"business write failed: {exc}")
+        if "down" in outage and not outage_done.is_set():
+            during_outage += 1
+        time.sleep(1.0 / args.rate)  # pacing of the simulated users, not synchronisation
+    outage_done.wait(120)
+    outage_thread.join(120)
+    say(
+        f"{args.writes} business writes done, {failures} failed,"
+        f" {during_outage} of them while Kafka was down"
+    )
+    return failures
+
+
+def _report(
+    conn: pymysql.Connection,
+    board: Board,
+    consumer: RankingConsumer,
+    args: argparse.Namespace,
+    failures: int,
+) -> int:
+    """Waits for every event, prints the ranking and the verdict; the exit code."""
+    if args.relay:  # the relay deletes what it published: the board knows its events
+        expected = set(board.events)
+    else:
+        with conn.cursor() as cur:
+            cur.execute("SELECT id FROM outbox")
+            expected = {r[0] for r in cur.fetchall()}
+    deadline = time.monotonic() + 180
+    while not expected <= consumer.seen() and time.monotonic() < deadline:
+        time.sleep(0.5)  # polling the consumer thread's progress
+    lost = expected - consumer.seen()
+    say(
+        f"events written {len(expected)}, consumed {consumer.consumed}"
+        f" ({consumer.duplicates} duplicates ignored), lost {len(lost)}"
+    )
+    left = outbox_rows_left(conn, deadline) if args.relay else 0
+    if args.relay:
+        say(f"outbox rows left {left} (the relay deletes a row once Kafka acknowledged it)")
+
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT a.id, a.views + 3 * a.likes + 5 * (SELECT COUNT(*) FROM comments c"
+            " WHERE c.article_id = a.id) FROM articles a"
+        )
+        truth = {a: s for a, s in cur.fetchall() if s}
+    with consumer.lock:
+        from_events = consumer.ranking.scores(now)
+        top = consumer.ranking.top(args.top, now)
+        titles = dict(consumer.ranking.titles)
+    print(
+        f"\npopular articles, last hour (view {WEIGHTS['ArticleViewed']},"
+        f" like {WEIGHTS['ArticleLiked']}, comment {WEIGHTS['ArticleCommented']}):"
+    )
+    for rank, (article, score) in enumerate(top, 1):
+        print(f"  {rank}. {titles.get(article, article)!s:<14} score {score}")
+    agree = from_events == truth
+    print(f"\nranking from events {'equals' if agree else 'DIFFERS from'} the database's")
+    ok = failures == 0 and not lost and agree and left == 0
+    print("RESULT: " + ("no business write failed, no event lost" if ok else "FAILED"))
+    return 0 if ok else 1
 
 
 RELAY_HOST = "127.0.0.1"  # where the local stack's users connect from
