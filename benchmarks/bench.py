@@ -820,6 +820,8 @@ def quantiles(values: list[float]) -> tuple[float, float, float]:
     return q[49], q[98], values[-1]
 
 
+# Long on purpose: one measurement from start to teardown (load, connector, join, figures),
+# kept in one place so that every connector is measured the same way.
 def latency(
     env: Env,
     run: str,
@@ -971,6 +973,7 @@ def versions(env: Env) -> dict[str, str]:
     }
 
 
+# Long on purpose: the report's columns and footnotes, one line each.
 def table(results: list[Result]) -> str:
     lines = [
         f"{'workload':<12} {'connector':<32} {'rows':>9} {'rows/s':>9} {'stream/s':>9}"
@@ -1043,6 +1046,7 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+# Long on purpose: the command line's options, one each, then the run.
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="binlog-tailer vs Debezium on the local stack")
     p.add_argument("--rows", type=int, default=200_000, help="rows per catch-up workload")

@@ -79,6 +79,8 @@ def new_publisher(settings: Settings) -> tuple[KafkaPublisher, AckTracker[Binlog
     return publisher, tracker
 
 
+# One long function on purpose: the only place that wires every part from the settings,
+# read top to bottom in the order the parts depend on each other.
 def build(
     settings: Settings,
     position: BinlogPosition,

@@ -90,6 +90,7 @@ def outbox_ids(conn: pymysql.Connection) -> set[str]:
     return ids
 
 
+# A little over 60 lines: an example read top to bottom (options, board, loop, verdict).
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--articles", type=int, default=12)

@@ -72,6 +72,8 @@ def secret_users(stack: Stack) -> Iterator[tuple[str, str]]:
         cur.execute(f"DROP USER IF EXISTS '{mysql_user}'@'127.0.0.1'")
 
 
+# Long on purpose: one scenario runs every command against the same secrets, then searches
+# all of their output at once.
 def test_no_command_shows_a_secret(
     stack: Stack, secret_users: tuple[str, str], kafka_bootstrap: str, tmp_path
 ):
