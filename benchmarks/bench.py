@@ -60,7 +60,7 @@ from typing import Any
 
 import confluent_kafka
 import pymysql
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from pymysql.constants import CLIENT
 
@@ -190,6 +190,17 @@ def create_topics(env: Env, names: list[str], log_append_time: bool = False) -> 
     fs = admin.create_topics([NewTopic(t, 1, 1, config=config) for t in names])
     for f in fs.values():
         f.result(30)
+    # created is not yet served: wait until every partition has a leader, or the first
+    # end-offset query may find an unknown partition
+    deadline = time.monotonic() + 30
+    while True:
+        topics = admin.list_topics(timeout=10).topics
+        if all(t in topics and all(p.leader >= 0 for p in topics[t].partitions.values())
+               and topics[t].partitions for t in names):  # fmt: skip
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"topics {names} have no leader after 30 s")
+        time.sleep(0.05)
 
 
 class TopicWatch:
@@ -215,7 +226,16 @@ class TopicWatch:
         self._checked_end = -1
 
     def offsets(self) -> tuple[int, int]:
-        return self.c.get_watermark_offsets(self.tp, timeout=10, cached=False)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return self.c.get_watermark_offsets(self.tp, timeout=10, cached=False)
+            except KafkaException as exc:
+                # this client's metadata may not know a topic created a moment ago
+                code = exc.args[0].code() if exc.args else None
+                if code != KafkaError._UNKNOWN_PARTITION or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def count(self) -> int:
         lo, hi = self.offsets()

@@ -369,8 +369,10 @@ class BinlogSource:
                 yield None
             elif etype == MARIADB_BINLOG_CHECKPOINT and not self._in_txn_started():
                 # written on its own after a rotation, possibly after the last transaction: a
-                # boundary too, so that an idle checkpoint reaches the end of the binlog
-                if _U32(data, 14)[0]:
+                # boundary too, so that an idle checkpoint reaches the end of the binlog. Not
+                # before the first boundary after a start by GTID: the server sends it while
+                # still silently skipping the transactions before the start.
+                if _U32(data, 14)[0] and self._resume.file is not None:
                     yield self._commit(_U32(data, 14)[0])
             elif etype in (MARIADB_GTID_LIST, MYSQL_PREVIOUS_GTIDS):
                 if self._gtid_state is None:
