@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -187,6 +188,12 @@ def _start_position(
 ) -> BinlogPosition:
     from binlog_tailer.server import connect, earliest_position, latest_position
 
+    snapshot = _snapshot_start(settings, start, stored)
+    if snapshot is not None:
+        return snapshot
+    if stored is not None and stored.snapshot is not None and settings.snapshot.mode == "never":
+        log.warning("snapshot.mode = never: the unfinished %s is dropped", stored.snapshot)
+        stored = dataclasses.replace(stored, snapshot=None)
     choice = start or (None if stored is not None else settings.initial_position)
     if choice is None:
         assert stored is not None
@@ -195,6 +202,46 @@ def _start_position(
         with connect(settings.mysql) as conn:
             return earliest_position(conn) if choice == "earliest" else latest_position(conn)
     return _position(settings, choice)
+
+
+def _snapshot_start(
+    settings: Settings, start: str | None, stored: BinlogPosition | None
+) -> BinlogPosition | None:
+    """Where a run starts that begins a snapshot (None: it begins none): the end of the binlog
+    now, with every captured data table to read. On a first run with snapshot.mode initial or
+    when_needed; with when_needed also when the server no longer has the stored position."""
+    from binlog_tailer.filtering import TableFilter
+    from binlog_tailer.server import binlog_files, connect, latest_position
+    from binlog_tailer.snapshot.reader import ChunkReader
+    from binlog_tailer.snapshot.state import SnapshotState
+
+    mode = settings.snapshot.mode
+    if mode == "never" or start is not None:
+        return None
+    with connect(settings.mysql) as conn:
+        if stored is not None:
+            if mode != "when_needed" or stored.file is None or stored.file in binlog_files(conn):
+                return None
+            log.warning(
+                "THE STORED POSITION %s IS GONE: the server purged %s. snapshot.mode ="
+                " when_needed: every captured data table is read again, and streaming goes on"
+                " from the end of the binlog. Changes made while the position was gone reach"
+                " Kafka only as the rows' current state (rows deleted meanwhile are not seen).",
+                stored,
+                stored.file,
+            )
+        position = latest_position(conn)
+    reader = ChunkReader(settings.mysql, settings.snapshot.chunk_size, settings.snapshot.keys)
+    try:
+        include, exclude = settings.captured_tables()
+        tables = reader.tables(TableFilter(include, exclude), TableFilter(settings.outbox.tables))
+    finally:
+        reader.close()
+    if not tables:
+        log.warning("snapshot.mode = %s, but no captured data table exists to read", mode)
+        return position
+    log.info("snapshot: %d table(s) to read: %s", len(tables), ", ".join(tables))
+    return dataclasses.replace(position, snapshot=SnapshotState(tuple(tables)))
 
 
 def _position(settings: Settings, text: str) -> BinlogPosition:

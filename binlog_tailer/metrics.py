@@ -24,7 +24,7 @@ from binlog_tailer.monitor import Monitor
 from binlog_tailer.stats import LATENCY_SAMPLE_EVERY
 
 P = "binlog_tailer_"
-OPERATIONS = {"c": "insert", "u": "update", "d": "delete"}
+OPERATIONS = {"c": "insert", "u": "update", "d": "delete", "r": "snapshot"}
 
 
 def registry(health: Health) -> CollectorRegistry:

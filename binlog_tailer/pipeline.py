@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from binlog_tailer.acks import AckTracker
 from binlog_tailer.checkpoint import CheckpointStore
@@ -75,6 +75,7 @@ class Pipeline:
         self._drain_deadline: float | None = None
         self.stats = PipelineStats()
         self._commit_ms = 0  # when the newest row read was committed (ms)
+        self.snapshot: Any = None  # the SnapshotInterleaver feeding `source`, if any
         self._rows_at_mark = 0
 
     @property

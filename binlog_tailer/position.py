@@ -17,6 +17,7 @@ import struct
 from dataclasses import dataclass, field
 
 from binlog_tailer.errors import ConfigError
+from binlog_tailer.snapshot.state import SnapshotState
 
 _MARIADB_GTID = re.compile(r"^(\d+)-(\d+)-(\d+)$")
 _UUID = re.compile(
@@ -276,6 +277,7 @@ class BinlogPosition:
     pos: int | None = None
     gtid: GtidState | None = field(default=None)
     done: RowRef | None = None
+    snapshot: SnapshotState | None = None  # a snapshot in progress (binlog_tailer.snapshot)
 
     def __post_init__(self) -> None:
         if (self.file is None) != (self.pos is None):
@@ -293,6 +295,8 @@ class BinlogPosition:
         }
         if self.done is not None:
             d["done"] = self.done.to_dict()
+        if self.snapshot is not None:
+            d["snapshot"] = self.snapshot.to_dict()
         return d
 
     @classmethod
@@ -301,17 +305,21 @@ class BinlogPosition:
         pos = d.get("pos")
         file = d.get("file")
         done = d.get("done")
+        snapshot = d.get("snapshot")
         return cls(
             file=str(file) if file is not None else None,
             pos=int(pos) if pos is not None else None,  # type: ignore[call-overload]
             gtid=parse_gtid(str(gtid)) if gtid else None,
             done=RowRef.from_dict(done) if done is not None else None,
+            snapshot=SnapshotState.from_dict(snapshot) if snapshot is not None else None,
         )
 
     @property
     def boundary(self) -> BinlogPosition:
-        """The transaction boundary alone (without `done`)."""
-        return self if self.done is None else BinlogPosition(self.file, self.pos, self.gtid)
+        """The transaction boundary alone (without `done`; a snapshot's progress kept)."""
+        if self.done is None:
+            return self
+        return BinlogPosition(self.file, self.pos, self.gtid, snapshot=self.snapshot)
 
     def __str__(self) -> str:
         parts = []
@@ -322,6 +330,8 @@ class BinlogPosition:
         if self.done is not None:
             d = self.done
             parts.append(f"(the next transaction done up to row {d.row} at {d.file}:{d.pos})")
+        if self.snapshot is not None:
+            parts.append(f"[{self.snapshot}]")
         return " ".join(parts)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -170,6 +171,20 @@ def collation_charsets(conn: pymysql.Connection) -> dict[int, str]:
                 continue
             out.update({int(i): str(name) for i, name in cur.fetchall() if i is not None})
     return out
+
+
+_JSON_CHECK = re.compile(r"json_valid\(`([^`]+)`\)", re.IGNORECASE)
+
+
+def mariadb_json_columns(conn: pymysql.Connection, db: str, table: str) -> frozenset[str]:
+    """MariaDB's JSON is LONGTEXT plus a json_valid() check: the columns that have one."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS"
+            " WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = %s",
+            (db, table),
+        )
+        return frozenset(m for (c,) in cur.fetchall() for m in _JSON_CHECK.findall(c))
 
 
 def binlog_files(conn: pymysql.Connection) -> list[str]:

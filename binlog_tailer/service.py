@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from binlog_tailer.acks import AckTracker
 from binlog_tailer.checkpoint import CheckpointStore
 from binlog_tailer.checkpoint.file import FileCheckpointStore
@@ -14,12 +16,15 @@ from binlog_tailer.mapping.envelope import EnvelopeMapper, EnvelopeOptions
 from binlog_tailer.mapping.outbox import OutboxMapper, OutboxOptions
 from binlog_tailer.mapping.router import RoutingMapper
 from binlog_tailer.mapping.transactions import TransactionMetadata
+from binlog_tailer.model import RowChange, TxnEnd
 from binlog_tailer.pipeline import Pipeline
 from binlog_tailer.position import BinlogPosition
 from binlog_tailer.publisher import KafkaPublisher
 from binlog_tailer.relay.relay import Relay
 from binlog_tailer.relay.table import RelayTable
 from binlog_tailer.settings import OutboxSettings, Settings
+from binlog_tailer.snapshot.interleave import SnapshotInterleaver
+from binlog_tailer.snapshot.reader import ChunkReader
 from binlog_tailer.source import BinlogSource
 from binlog_tailer.topics import TopicCreator
 
@@ -101,6 +106,14 @@ def build(
         heartbeat = min(mysql.heartbeat_seconds, max(interval, 0.01))
         mysql = mysql.model_copy(update={"heartbeat_seconds": heartbeat})
     source = BinlogSource(mysql, position, TableFilter(include, exclude))
+    items: Iterable[RowChange | TxnEnd | None] = source
+    snapshot = None
+    if position.snapshot is not None:
+        snap = settings.snapshot
+        reader = ChunkReader(settings.mysql, snap.chunk_size, snap.keys)
+        items = snapshot = SnapshotInterleaver(
+            source, reader, position.snapshot, position, settings.progress_log_seconds or 10.0
+        )
     cap = settings.capture
     meta = None
     if settings.transaction_topic is not None:
@@ -140,7 +153,7 @@ def build(
             max_open=eo.transaction_timeout_ms / 2000,
         )
     pipeline = Pipeline(
-        source,
+        items,
         mapper,
         publisher,
         tracker,
@@ -155,6 +168,7 @@ def build(
     )
     if transactions is not None:
         publisher.before_new_producer = lambda: transactions.commit_now(pipeline.records)
+    pipeline.snapshot = snapshot
     source.on_idle = pipeline.idle
     publisher.on_latency = pipeline.stats.latency.observe
     return pipeline, source

@@ -322,6 +322,22 @@ class PruneSettings(_Section):
 TopicConfig = dict[str, str | int | float | bool]
 
 
+class SnapshotSettings(_Section):
+    """Reading the captured data tables' current rows (README "Snapshots")."""
+
+    mode: Literal["never", "initial", "when_needed"] = Field(
+        "never",
+        description="initial: read every captured data table before a first run streams;"
+        " when_needed: also when the stored position was purged from the server",
+    )
+    chunk_size: int = Field(2048, ge=1, le=100_000, description="rows per chunk (one SELECT)")
+    keys: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="db.table -> the columns of a unique key to read it by (default: its"
+        " primary key)",
+    )
+
+
 class TopicsSettings(_Section):
     """How binlog-tailer creates the topics it writes to (at the first record for each)."""
 
@@ -458,6 +474,7 @@ class Settings(BaseSettings):
     prune: PruneSettings = Field(default_factory=PruneSettings)
     dead_letter: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     topics: TopicsSettings = Field(default_factory=TopicsSettings)
+    snapshot: SnapshotSettings = Field(default_factory=SnapshotSettings)
     heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
     checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
     delivery: Literal["at_least_once", "exactly_once"] = Field(
@@ -490,6 +507,30 @@ class Settings(BaseSettings):
                 "delivery = exactly_once needs checkpoint.store = kafka (the position is"
                 " committed in the Kafka transaction that carries the records)"
                 f" [env {ENV_PREFIX}CHECKPOINT__STORE=kafka]"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _snapshot_paths(self) -> Settings:
+        if self.snapshot.mode == "never":
+            return self
+        if self.outbox.source == "poll":
+            raise ValueError(
+                "snapshot.mode reads data tables beside the binlog; the polling relay"
+                " (outbox.source = poll) has neither: set snapshot.mode = never"
+            )
+        unsupported = [
+            name
+            for name, on in (
+                ("delivery = exactly_once", self.delivery == "exactly_once"),
+                ("capture.transaction_metadata", self.capture.transaction_metadata),
+            )
+            if on
+        ]
+        if unsupported:
+            raise ValueError(
+                f"snapshots do not yet work with {', '.join(unsupported)}: turn it off, or"
+                f" set snapshot.mode = never [env {ENV_PREFIX}SNAPSHOT__MODE]"
             )
         return self
 

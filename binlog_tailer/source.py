@@ -55,6 +55,7 @@ from binlog_tailer.server import (
     collation_charsets,
     connect,
     connection_kwargs,
+    mariadb_json_columns,
     require_tls,
     server_info,
     translate,
@@ -92,7 +93,6 @@ _crc32 = zlib.crc32
 # checks an event and its stored checksum together.
 CRC32_RESIDUE = 0x2144DF1C
 _MARIADB_GTID = struct.Struct("<QIB").unpack_from
-_JSON_CHECK = re.compile(r"json_valid\(`([^`]+)`\)", re.IGNORECASE)
 _SAVEPOINT_NAME = re.compile(rb"(?is)(?:^\s*savepoint|\bto(?:\s+savepoint)?)\s+(.+?)\s*$")
 
 Item = RowChange | TxnEnd | None
@@ -152,6 +152,10 @@ class BinlogSource:
         binlog when its first row is, so this waits only for bytes in flight; when idle, the
         next heartbeat ends the iteration."""
         self._stopping = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
 
     def read_position(self) -> tuple[str | None, int]:
         """(file, offset) where the next event starts: how far the stream has read. (Read
@@ -277,7 +281,8 @@ class BinlogSource:
                 f"the server cannot stream from {self._resume}: {exc.args[-1]}. The binlog"
                 " there was probably purged; choose a position the server still has"
                 " ('binlog-tailer run --from earliest|latest|FILE:POS|2026-11-25T09:00:00Z') and"
-                " accept the gap, or re-snapshot"
+                " accept the gap, or read the data tables again: run with snapshot.mode ="
+                " when_needed"
             ) from exc
         raise translate(exc, self.settings) from exc
 
@@ -741,16 +746,9 @@ class BinlogSource:
                     self._meta_conn.ping()
                 except pymysql.err.MySQLError:  # idle for long: a connection of the moment
                     self._meta_conn = connect(self.settings)
-                with self._meta_conn.cursor() as cur:
-                    cur.execute(
-                        "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS"
-                        " WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = %s",
-                        (db, table),
-                    )
-                    clauses = [r[0] for r in cur.fetchall()]
+                cols = mariadb_json_columns(self._meta_conn, db, table)
             except pymysql.err.MySQLError as exc:
                 raise SourceUnavailable(f"cannot read the schema of {db}.{table}: {exc}") from exc
-            cols = frozenset(m for c in clauses for m in _JSON_CHECK.findall(c))
             self._json_columns[key] = cols
         return cols
 

@@ -75,7 +75,7 @@ class PipelineStats:
                 with self._fold_lock:
                     self._folded = self._sum()
                     self.by_table.clear()  # the same object: the loop holds it
-            counters = self.by_table[schema] = {"c": [0, 0], "u": [0, 0], "d": [0, 0]}
+            counters = self.by_table[schema] = {"c": [0, 0], "u": [0, 0], "d": [0, 0], "r": [0, 0]}
         return counters
 
     def dead_letter(self, reason: str) -> None:

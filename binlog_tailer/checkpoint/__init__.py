@@ -15,7 +15,8 @@ from binlog_tailer.position import BinlogPosition
 # Of the checkpoint document; a newer one is refused, never misread. Format 2 adds the
 # position's "done" (a split transaction): a document without it is written as format 1, so
 # that an older binlog-tailer still reads every position it could.
-FORMAT = 2
+# Format 3 adds the position's "snapshot" (a snapshot's progress).
+FORMAT = 3
 
 
 class CheckpointStore(Protocol):
@@ -41,7 +42,7 @@ def checkpoint_document(position: BinlogPosition, saved_at: float | None = None)
     return {
         "position": position.to_dict(),
         "saved_at": time.time() if saved_at is None else saved_at,
-        "format": FORMAT if position.done is not None else 1,
+        "format": 3 if position.snapshot is not None else 2 if position.done is not None else 1,
     }
 
 
