@@ -395,16 +395,20 @@ _F32 = struct.Struct("<f")
 
 
 def _float32(d: bytes, o: int) -> tuple[Any, int]:
+    (x,) = _F32.unpack_from(d, o)
+    return shortest_float32(x), o + 4
+
+
+def shortest_float32(x: float) -> float:
     """A FLOAT as the shortest decimal that reads back as the same 32-bit value (0.1, not the
     0.10000000149011612 its double expansion prints). A float32 needs at most 9 digits; if one
     with fewer than 6 exists, rounding to 6 finds it, so 6 is where the search starts."""
-    (x,) = _F32.unpack_from(d, o)
     for digits in (6, 7, 8):
         shorter = float(f"{x:.{digits}g}")
         with contextlib.suppress(OverflowError):  # rounded past the largest float32
             if _F32.unpack(_F32.pack(shorter))[0] == x:
-                return shorter, o + 4
-    return float(f"{x:.9g}"), o + 4
+                return shorter
+    return float(f"{x:.9g}")
 
 
 def _string_reader(prefix: int, charset: str | None) -> Reader:

@@ -17,6 +17,7 @@ from typing import Any
 
 from pymysqlreplication.constants import FIELD_TYPE as T
 
+from binlog_tailer.binlog.rows import shortest_float32
 from binlog_tailer.errors import ConfigError
 from binlog_tailer.model import Column, TableSchema
 
@@ -100,7 +101,11 @@ def chunk_query(
     """The SELECT of the next chunk: up to `limit` rows in key order, after key `after`
     (None: from the first). A composite key compares as (k1 > v1) OR (k1 = v1 AND k2 > v2)..,
     which both servers read as a range of the key's index."""
-    cols = ", ".join(quote(c.name) for c in schema.columns)
+    # a FLOAT as SELECT prints it is rounded to 6 digits; plus 0e0 it is its exact double
+    cols = ", ".join(
+        f"({quote(c.name)} + 0e0)" if c.type_code == T.FLOAT else quote(c.name)
+        for c in schema.columns
+    )
     conds, params = [], []
     if after is not None:
         terms = []
@@ -161,6 +166,8 @@ def normalizers(schema: TableSchema, columns: Sequence[ColumnInfo]) -> list[Norm
             out.append(_json)
         elif t in (T.DATE, T.DATETIME2, T.TIMESTAMP2):
             out.append(_real_date)
+        elif t == T.FLOAT:
+            out.append(shortest_float32)
         else:
             out.append(None)
     return out

@@ -23,7 +23,7 @@ from confluent_kafka import Consumer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.stack import Stack, unique_name, wait_until
+from tests.integration.stack import Stack, consume, unique_name, wait_until
 from tests.integration.tailer import Tailer
 
 # Examples (one transaction each) per server, of 9-13 rows: about 2,200 rows per server (at
@@ -246,9 +246,11 @@ def conformance(stack: Stack, database: str, tailer: Tailer):
     consumer.subscribe([tailer.topic(database, "gen_types")])
     seen: dict[str, set[str]] = {c.name: set() for c in COLUMNS}
     ids = itertools.count(1)
-    yield stack, database, consumer, ids, seen
+    streamed: dict[int, dict] = {}
+    yield stack, database, consumer, ids, seen, streamed
     consumer.close()
     assert tailer.stop() == 0, tailer.log()
+    _snapshot_equals_stream(stack, database, tailer.workdir, streamed)
     # the generated rows really exercised every column with many values
     wanted = {c.name: c.distinct for c in COLUMNS}
     few = {name: len(values) for name, values in seen.items() if len(values) < wanted[name]}
@@ -256,6 +258,32 @@ def conformance(stack: Stack, database: str, tailer: Tailer):
     rows = next(ids) - 1
     assert rows >= MIN_ROWS, f"only {rows} generated rows inserted"
     print(f"{stack.server}: {rows} generated rows matched SELECT")
+
+
+def _snapshot_equals_stream(stack: Stack, database: str, workdir, streamed: dict[int, dict]):
+    """The same rows read by a snapshot are published byte for byte as the stream published
+    them: both paths follow one type table."""
+    snap = Tailer(stack, workdir / "snapshot", database)
+    snap.workdir.mkdir()
+    prefix = unique_name("snap")
+    snap.env["BINLOG_TAILER_CAPTURE__TOPIC_PREFIX"] = prefix
+    snap.env["BINLOG_TAILER_SNAPSHOT__MODE"] = "initial"
+    snap.env["BINLOG_TAILER_SNAPSHOT__CHUNK_SIZE"] = "97"
+    snap.start()
+    try:
+        wait_until(lambda: "every table read" in snap.log(), 120, "the snapshot")
+    finally:
+        assert snap.stop() == 0, snap.log()
+    topic = f"{prefix}.{database}.gen_types"
+    msgs = consume(stack.kafka_bootstrap, [topic], expect=len(streamed), timeout=60)
+    read = {}
+    for m in msgs:
+        value = json.loads(m.value(), parse_float=decimal.Decimal)
+        assert value["op"] == "r"
+        read[value["after"]["id"]] = value["after"]
+    assert set(read) == set(streamed)
+    for i, after in streamed.items():
+        assert read[i] == after, i
 
 
 @settings(
@@ -267,7 +295,7 @@ def conformance(stack: Stack, database: str, tailer: Tailer):
 )  # fmt: skip
 @given(rows=st.lists(ROW, min_size=9, max_size=13))
 def test_generated_values_of_every_type_match_select(conformance, rows):
-    stack, database, consumer, ids, seen = conformance
+    stack, database, consumer, ids, seen, streamed = conformance
     batch = [(next(ids), *row) for row in rows]
     names = ["id"] + [c.name for c in COLUMNS]
     marks = ["%s"] + [c.placeholder for c in COLUMNS]
@@ -296,6 +324,7 @@ def test_generated_values_of_every_type_match_select(conformance, rows):
         return all(i in published for i in selected)
 
     wait_until(arrived, 60, f"{len(selected)} generated rows in Kafka")
+    streamed.update(published)
     for i, row in selected.items():
         for c in COLUMNS:
             got = published[i][c.name]
