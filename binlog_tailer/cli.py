@@ -85,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long to wait for the checkpoint to pass the rows (binlog path; default 60)",
     )
 
+    snap = sub.add_parser(
+        "snapshot",
+        help="ask the running service to read tables now (on-demand snapshot); 'snapshot"
+        " status' shows progress, 'snapshot stop' ends it",
+    )
+    snap.add_argument("tables", nargs="+", metavar="TABLE", help="db.table, or: status, stop")
+    snap.add_argument("--where", metavar="SQL", help="read only the rows matching this condition")
+
     sub.add_parser(
         "relay",
         help="run the polling relay of the outbox tables (run with outbox.source = poll)",
@@ -124,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(settings)
         if args.command == "outbox":
             return _prune(settings, args.dry_run, args.wait_seconds)
+        if args.command == "snapshot":
+            return _snapshot(settings, args.tables, args.where)
         if args.command == "settings":
             print(json.dumps(settings.masked(), indent=2))
             return EXIT_OK
@@ -154,12 +164,27 @@ def _offsets(settings: Settings, args: argparse.Namespace) -> int:
         pos = store.load()
         print(json.dumps({"store": store.describe(), "position": pos.to_dict() if pos else None}))
     elif args.action == "set":
+        stored = store.load()
         pos = _position(settings, args.position)
+        if stored is not None and stored.signals is not None:  # signals applied stay applied
+            pos = dataclasses.replace(pos, signals=stored.signals)
         store.save(pos)
         print(f"stored {pos} in {store.describe()}")
     else:
         store.reset()
         print(f"reset {store.describe()}")
+    return EXIT_OK
+
+
+def _snapshot(settings: Settings, tables: list[str], where: str | None) -> int:
+    from binlog_tailer.snapshot import command
+
+    if tables == ["status"]:
+        print(command.status(settings, _store(settings)))
+    elif tables == ["stop"]:
+        print(command.request(settings, "stop", (), None))
+    else:
+        print(command.request(settings, "snapshot", tuple(tables), where))
     return EXIT_OK
 
 
@@ -200,8 +225,12 @@ def _start_position(
         return stored
     if choice in ("earliest", "latest"):
         with connect(settings.mysql) as conn:
-            return earliest_position(conn) if choice == "earliest" else latest_position(conn)
-    return _position(settings, choice)
+            chosen = earliest_position(conn) if choice == "earliest" else latest_position(conn)
+    else:
+        chosen = _position(settings, choice)
+    if stored is not None and stored.signals is not None:  # signals applied stay applied
+        chosen = dataclasses.replace(chosen, signals=stored.signals)
+    return chosen
 
 
 def _snapshot_start(
@@ -241,7 +270,8 @@ def _snapshot_start(
         log.warning("snapshot.mode = %s, but no captured data table exists to read", mode)
         return position
     log.info("snapshot: %d table(s) to read: %s", len(tables), ", ".join(tables))
-    return dataclasses.replace(position, snapshot=SnapshotState(tuple(tables)))
+    signals = stored.signals if stored is not None else None
+    return dataclasses.replace(position, snapshot=SnapshotState(tuple(tables)), signals=signals)
 
 
 def _position(settings: Settings, text: str) -> BinlogPosition:
@@ -455,6 +485,8 @@ def _stream(settings: Settings, start: str | None, console: ConsoleHandler, heal
             pipeline.run()
     finally:
         source.close()
+        if pipeline.snapshot is not None:
+            pipeline.snapshot.close()
     log.info(
         "stopped: %d rows, %d records (%d dead letters), checkpoint %s",
         pipeline.rows,

@@ -278,6 +278,7 @@ class BinlogPosition:
     gtid: GtidState | None = field(default=None)
     done: RowRef | None = None
     snapshot: SnapshotState | None = None  # a snapshot in progress (binlog_tailer.snapshot)
+    signals: int | None = None  # the offset of the next signal to read (binlog_tailer.snapshot)
 
     def __post_init__(self) -> None:
         if (self.file is None) != (self.pos is None):
@@ -297,6 +298,8 @@ class BinlogPosition:
             d["done"] = self.done.to_dict()
         if self.snapshot is not None:
             d["snapshot"] = self.snapshot.to_dict()
+        if self.signals is not None:
+            d["signals"] = self.signals
         return d
 
     @classmethod
@@ -306,12 +309,14 @@ class BinlogPosition:
         file = d.get("file")
         done = d.get("done")
         snapshot = d.get("snapshot")
+        signals = d.get("signals")
         return cls(
             file=str(file) if file is not None else None,
             pos=int(pos) if pos is not None else None,  # type: ignore[call-overload]
             gtid=parse_gtid(str(gtid)) if gtid else None,
             done=RowRef.from_dict(done) if done is not None else None,
             snapshot=SnapshotState.from_dict(snapshot) if snapshot is not None else None,
+            signals=int(signals) if signals is not None else None,  # type: ignore[call-overload]
         )
 
     @property
@@ -319,7 +324,7 @@ class BinlogPosition:
         """The transaction boundary alone (without `done`; a snapshot's progress kept)."""
         if self.done is None:
             return self
-        return BinlogPosition(self.file, self.pos, self.gtid, snapshot=self.snapshot)
+        return BinlogPosition(self.file, self.pos, self.gtid, None, self.snapshot, self.signals)
 
     def __str__(self) -> str:
         parts = []

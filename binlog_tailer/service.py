@@ -25,8 +25,9 @@ from binlog_tailer.relay.table import RelayTable
 from binlog_tailer.settings import OutboxSettings, Settings
 from binlog_tailer.snapshot.interleave import SnapshotInterleaver
 from binlog_tailer.snapshot.reader import ChunkReader
+from binlog_tailer.snapshot.signals import SignalListener
 from binlog_tailer.source import BinlogSource
-from binlog_tailer.topics import TopicCreator
+from binlog_tailer.topics import TopicCreator, TopicSpec, create_topic
 
 
 def checkpoint_store(settings: Settings) -> CheckpointStore:
@@ -107,12 +108,14 @@ def build(
         mysql = mysql.model_copy(update={"heartbeat_seconds": heartbeat})
     source = BinlogSource(mysql, position, TableFilter(include, exclude))
     items: Iterable[RowChange | TxnEnd | None] = source
+    signals = signal_listener(settings, position, publisher)
     snapshot = None
-    if position.snapshot is not None:
+    if signals is not None or position.snapshot is not None:
         snap = settings.snapshot
         reader = ChunkReader(settings.mysql, snap.chunk_size, snap.keys)
+        captured = TableFilter(include, [*exclude, *settings.outbox.tables])
         items = snapshot = SnapshotInterleaver(
-            source, reader, position.snapshot, position, settings.progress_log_seconds or 10.0
+            source, reader, position, signals, captured, settings.progress_log_seconds or 10.0
         )
     cap = settings.capture
     meta = None
@@ -172,6 +175,23 @@ def build(
     source.on_idle = pipeline.idle
     publisher.on_latency = pipeline.stats.latency.observe
     return pipeline, source
+
+
+def signal_listener(
+    settings: Settings, position: BinlogPosition, publisher: KafkaPublisher
+) -> SignalListener | None:
+    """The reader of snapshot signals (None: on-demand snapshots are off), its topic created
+    when missing."""
+    topic = settings.signal_topic
+    if topic is None:
+        return None
+    if settings.topics.create:
+        spec = TopicSpec(1, settings.topics.replication_factor)
+        timeout = settings.kafka.delivery_timeout_ms / 1000
+        create_topic(publisher.admin(), topic, spec, timeout, "snapshot signals")
+    listener = SignalListener(settings.kafka, topic, settings.connector_name, position.signals)
+    listener.start_reading()
+    return listener
 
 
 def relay_tables(settings: Settings) -> list[RelayTable]:

@@ -336,6 +336,11 @@ class SnapshotSettings(_Section):
         description="db.table -> the columns of a unique key to read it by (default: its"
         " primary key)",
     )
+    signal_topic: str = Field(
+        "{prefix}.signal",
+        description="where 'binlog-tailer snapshot' asks the running service for a snapshot"
+        " ({prefix}: capture.topic_prefix; empty: no on-demand snapshots)",
+    )
 
 
 class TopicsSettings(_Section):
@@ -603,6 +608,26 @@ class Settings(BaseSettings):
         if not cap.transaction_metadata:
             return None
         return cap.transaction_topic.format(prefix=cap.topic_prefix)
+
+    @property
+    def signal_topic(self) -> str | None:
+        """The topic of snapshot signals (None: on-demand snapshots are off)."""
+        why = self.signals_off()
+        if why is not None:
+            return None
+        return self.snapshot.signal_topic.format(prefix=self.capture.topic_prefix)
+
+    def signals_off(self) -> str | None:
+        """Why on-demand snapshots are off (None: they are on)."""
+        if not self.snapshot.signal_topic:
+            return "snapshot.signal_topic is empty"
+        if self.outbox.source == "poll":
+            return "the polling relay (outbox.source = poll) reads no data tables"
+        if self.delivery == "exactly_once":
+            return "snapshots do not yet work with delivery = exactly_once"
+        if self.capture.transaction_metadata:
+            return "snapshots do not yet work with capture.transaction_metadata"
+        return None
 
     @property
     def heartbeat_topic(self) -> str | None:

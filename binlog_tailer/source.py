@@ -61,6 +61,7 @@ from binlog_tailer.server import (
     translate,
 )
 from binlog_tailer.settings import MysqlSettings
+from binlog_tailer.snapshot.state import SnapshotState
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,10 @@ class BinlogSource:
         # state of the transaction being read
         self._file: str | None = start.file
         self._gtid_state: GtidState | None = start.gtid
+        # What every boundary's position carries beside the binlog's own parts: a snapshot's
+        # progress and the next signal's offset (set by binlog_tailer.snapshot.interleave)
+        self.carry_snapshot: SnapshotState | None = start.snapshot
+        self.carry_signals: int | None = start.signals
         self._txn_gtid: str | None = None
         self._txn_mariadb_gtid: tuple[int, int, int] | None = None  # (domain, server, seq)
         self._txn_ts_ms = 0  # MySQL: the commit time its GTID event carries (0: unknown)
@@ -723,7 +728,9 @@ class BinlogSource:
         elif gtid is not None:
             self._gtid_state = _advance(self._gtid_state, gtid)
         assert self._file is not None, "a commit before any rotate event"
-        self._resume = BinlogPosition(self._file, end_pos, self._gtid_state)
+        self._resume = BinlogPosition(
+            self._file, end_pos, self._gtid_state, None, self.carry_snapshot, self.carry_signals
+        )
         if self._done is not None and (self._file, end_pos) > (self._done.file, self._done.pos):
             self._done = None  # the split transaction ended (not a checkpoint event before it)
         if self._held:

@@ -123,6 +123,8 @@ class PipelineStats:
         out = dict(self._folded)
         for schema, ops in self.by_table.copy().items():
             for op, (rows, records) in ops.items():
+                if op == "r" and not rows:
+                    continue  # snapshot rows: only for tables a snapshot read
                 key = (schema.db, schema.table, op)
                 r, n = out.get(key, (0, 0))
                 out[key] = (r + rows, n + records)

@@ -15,7 +15,8 @@ from binlog_tailer.position import BinlogPosition
 # Of the checkpoint document; a newer one is refused, never misread. Format 2 adds the
 # position's "done" (a split transaction): a document without it is written as format 1, so
 # that an older binlog-tailer still reads every position it could.
-# Format 3 adds the position's "snapshot" (a snapshot's progress).
+# Format 3 adds the position's "snapshot" (a snapshot's progress) and "signals" (the offset of
+# the next snapshot signal).
 FORMAT = 3
 
 
@@ -42,8 +43,15 @@ def checkpoint_document(position: BinlogPosition, saved_at: float | None = None)
     return {
         "position": position.to_dict(),
         "saved_at": time.time() if saved_at is None else saved_at,
-        "format": 3 if position.snapshot is not None else 2 if position.done is not None else 1,
+        "format": _format(position),
     }
+
+
+def _format(position: BinlogPosition) -> int:
+    """The oldest format that holds `position`: older binlog-tailers read what they can."""
+    if position.snapshot is not None or position.signals is not None:
+        return 3
+    return 2 if position.done is not None else 1
 
 
 def position_from_document(data: Any) -> BinlogPosition:

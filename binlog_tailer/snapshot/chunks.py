@@ -115,7 +115,7 @@ def chunk_query(
             params += [*after[:i], after[i]]
         conds.append("(" + " OR ".join(terms) + ")")
     if where:
-        conds.append(f"({where})")
+        conds.append("(" + where.replace("%", "%%") + ")")  # the statement has parameters
     sql = f"SELECT {cols} FROM {quote(schema.db)}.{quote(schema.table)}"
     if conds:
         sql += " WHERE " + " AND ".join(conds)

@@ -59,13 +59,11 @@ class ChunkReader:
         settings: MysqlSettings,
         chunk_size: int,
         keys: dict[str, list[str]] | None = None,
-        where: dict[str, str] | None = None,
         connector: Callable[[MysqlSettings], pymysql.Connection] = connect,
     ) -> None:
         self.settings = settings
         self.chunk_size = chunk_size
         self.keys = keys or {}
-        self.where = where or {}
         self._connect = connector
         self._conn: pymysql.Connection | None = None
         self._tables: dict[str, Table] = {}
@@ -156,12 +154,11 @@ class ChunkReader:
             schema, tuple(key), normalizers(schema, columns), int(row[0] or 0) if row else 0
         )
 
-    def read(self, name: str, after: Sequence[Any] | None) -> Chunk:
-        """The next chunk of `name` after key `after` (None: its first)."""
+    def read(self, name: str, after: Sequence[Any] | None, where: str | None = None) -> Chunk:
+        """The next chunk of `name` after key `after` (None: its first); `where`: of the rows
+        matching this SQL condition only."""
         table = self.table(name)
-        sql, params = chunk_query(
-            table.schema, table.key, after, self.chunk_size, self.where.get(name)
-        )
+        sql, params = chunk_query(table.schema, table.key, after, self.chunk_size, where)
 
         def query(conn: pymysql.Connection) -> Chunk:
             began = time.monotonic()

@@ -23,6 +23,7 @@ class SnapshotState:
     tables: tuple[str, ...]  # "db.table" still to read; tables[0] is being read
     after: tuple[Any, ...] | None = None  # key of the last row read of tables[0]
     rows: int = 0  # rows of tables[0] read so far
+    where: tuple[tuple[str, str], ...] = ()  # (table, SQL condition): only rows matching it
 
     def __post_init__(self) -> None:
         if not self.tables:
@@ -32,16 +33,37 @@ class SnapshotState:
     def table(self) -> str:
         return self.tables[0]
 
+    def condition(self) -> str | None:
+        """The condition rows of tables[0] are read with (None: every row)."""
+        return dict(self.where).get(self.table)
+
     def next_chunk(self, after: tuple[Any, ...], rows: int) -> SnapshotState:
-        return SnapshotState(self.tables, after, self.rows + rows)
+        return SnapshotState(self.tables, after, self.rows + rows, self.where)
 
     def next_table(self) -> SnapshotState | None:
         """The state once tables[0] is read; None when it was the last."""
-        return SnapshotState(self.tables[1:]) if len(self.tables) > 1 else None
+        if len(self.tables) == 1:
+            return None
+        rest = self.tables[1:]
+        return SnapshotState(rest, where=tuple((t, w) for t, w in self.where if t in rest))
+
+    def with_tables(self, tables: tuple[str, ...], where: str | None) -> SnapshotState:
+        """More tables to read after these (one already queued is not queued twice)."""
+        new = tuple(t for t in dict.fromkeys(tables) if t not in self.tables)
+        conds = self.where + tuple((t, where) for t in new if where)
+        return SnapshotState(self.tables + new, self.after, self.rows, conds)
+
+    @classmethod
+    def of(cls, tables: tuple[str, ...], where: str | None = None) -> SnapshotState:
+        tables = tuple(dict.fromkeys(tables))
+        return cls(tables, where=tuple((t, where) for t in tables) if where else ())
 
     def to_dict(self) -> dict[str, object]:
         after = None if self.after is None else [encode_key_value(v) for v in self.after]
-        return {"tables": list(self.tables), "after": after, "rows": self.rows}
+        d: dict[str, object] = {"tables": list(self.tables), "after": after, "rows": self.rows}
+        if self.where:
+            d["where"] = [list(pair) for pair in self.where]
+        return d
 
     @classmethod
     def from_dict(cls, d: object) -> SnapshotState:
@@ -52,12 +74,15 @@ class SnapshotState:
             tuple(str(t) for t in d["tables"]),
             None if after is None else tuple(decode_key_value(v) for v in after),
             int(d.get("rows", 0)),
+            tuple((str(t), str(w)) for t, w in d.get("where") or ()),
         )
 
     def __str__(self) -> str:
         where = "from its start" if self.after is None else f"after key {list(self.after)}"
         more = f" (then {len(self.tables) - 1} more)" if len(self.tables) > 1 else ""
-        return f"snapshot of {self.table} {where}{more}"
+        cond = self.condition()
+        only = f" where {cond}" if cond else ""
+        return f"snapshot of {self.table}{only} {where}{more}"
 
 
 # A primary key value as JSON: [kind, text]. Only the kinds a key column can decode to.

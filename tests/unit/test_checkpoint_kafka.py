@@ -107,7 +107,7 @@ def test_only_the_last_value_is_decoded():
 
 
 def test_a_record_of_a_newer_format_is_refused_not_misread():
-    value = json.dumps({"format": 3, "position": P2.to_dict(), "saved_at": 1.0}).encode()
+    value = json.dumps({"format": 4, "position": P2.to_dict(), "saved_at": 1.0}).encode()
     with pytest.raises(CheckpointError, match="newer binlog-tailer"):
         decode_offset_value(value)
     bad = json.dumps({"format": 1, "position": {"file": None, "pos": None, "gtid": None}})
