@@ -142,17 +142,19 @@ class ChunkReader:
                 (db, table),
             )
             row = cur.fetchone()
+        json_cols = mariadb_json_columns(conn, db, table) if server_info(conn).is_mariadb else ()
+        schema = table_schema(db, table, columns, primary, json_cols)  # it exists
         key = self.keys.get(name) or primary
         if not key:
             raise ConfigError(
                 f"snapshot: {name} has no primary key to read it in chunks by; name a unique"
                 f' key\'s columns for it in snapshot.keys (e.g. {{"{name}": ["col"]}})'
             )
-        json_cols = mariadb_json_columns(conn, db, table) if server_info(conn).is_mariadb else ()
-        schema = table_schema(db, table, columns, primary, json_cols)
-        return Table(
-            schema, tuple(key), normalizers(schema, columns), int(row[0] or 0) if row else 0
-        )
+        unknown = [k for k in key if k not in {c.name for c in schema.columns}]
+        if unknown:
+            raise ConfigError(f"snapshot.keys: {name} has no column {', '.join(unknown)}")
+        estimate = int(row[0] or 0) if row else 0
+        return Table(schema, tuple(key), normalizers(schema, columns), estimate)
 
     def read(self, name: str, after: Sequence[Any] | None, where: str | None = None) -> Chunk:
         """The next chunk of `name` after key `after` (None: its first); `where`: of the rows

@@ -97,7 +97,10 @@ def topic_state(stack: Stack, topic: str) -> tuple[dict[int, dict], list[tuple[i
 
 def caught_up(stack: Stack, tailer: Tailer) -> None:
     file, pos, _ = master_position(stack)
-    tailer.wait_checkpoint_at_least(file, pos, timeout=120)
+    try:
+        tailer.wait_checkpoint_at_least(file, pos, timeout=120)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the service's log:\n{tailer.log()[-5000:]}") from None
 
 
 def snapshot_done(tailer: Tailer) -> bool:
@@ -162,6 +165,7 @@ def test_snapshot_resumes_after_kill_9_at_chunk_granularity(
     assert kills >= 4, f"the snapshot ended after {kills} kills"
     wait_until(lambda: snapshot_done(tailer) or tailer.proc.poll() is not None, 300, "snapshot")
     churn.finish()
+    assert snapshot_done(tailer), tailer.log()
     caught_up(stack, tailer)
     assert tailer.stop() == 0, tailer.log()
     state, ops = topic_state(stack, tailer.topic(database, "items"))
@@ -223,3 +227,67 @@ def test_a_purged_position_without_when_needed_names_the_recovery(
     r = tailer.cli("run")
     assert r.returncode == 1 and "snapshot.mode = when_needed" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_on_demand_snapshot_of_a_running_service_with_status_and_stop(
+    stack: Stack, database: str, tailer: Tailer
+):
+    load(stack, database, 50_000)
+    tailer.env["BINLOG_TAILER_SNAPSHOT__CHUNK_SIZE"] = "500"
+    churn = Churn(stack, database, 50_001, seed=4)
+    tailer.start()
+    churn.start()
+    assert "no snapshot running" in tailer.cli("snapshot", "status").stdout
+    # a stop while none runs, then a snapshot of only some rows
+    asked = tailer.cli("snapshot", f"{database}.items", "--where", "id <= 1000")
+    assert asked.returncode == 0 and "requested the snapshot" in asked.stdout, asked.stderr
+    wait_until(lambda: snapshot_done(tailer), 60, "the partial snapshot")
+    # the whole table, stopped on the way, then asked again
+    tailer.cli("snapshot", f"{database}.items")
+
+    def running() -> bool:
+        return "running: snapshot of" in tailer.cli("snapshot", "status").stdout
+
+    wait_until(running, 60, "status to show the snapshot")
+    assert tailer.cli("snapshot", "stop").returncode == 0
+    wait_until(lambda: "snapshot stopped" in tailer.log(), 60, "the stop")
+    wait_until(lambda: not running(), 60, "status to show none")
+    done_before = tailer.log().count("every table read")
+    assert tailer.cli("snapshot", f"{database}.items").returncode == 0
+    wait_until(lambda: tailer.log().count("every table read") > done_before, 120, "snapshot")
+    churn.finish()
+    caught_up(stack, tailer)
+    assert tailer.stop() == 0, tailer.log()
+    state, ops = topic_state(stack, tailer.topic(database, "items"))
+    assert state == table_state(stack, database)
+    snapshot_ids = [i for i, op in ops if op == "r"]
+    # the --where snapshot came first, alone: the rows read until the next one starts over
+    again = next(n for n in range(1, len(snapshot_ids)) if snapshot_ids[n] <= snapshot_ids[n - 1])
+    partial = snapshot_ids[:again]
+    assert len(partial) > 900 and max(partial) <= 1000
+    # each signal is applied once: a restart starts no snapshot
+    requested = tailer.log().count("requested")
+    tailer.start()
+    caught_up(stack, tailer)
+    assert tailer.stop() == 0
+    assert tailer.log().count("requested") == 0 and requested >= 3
+
+
+def test_snapshot_requests_that_cannot_be_read_are_one_clear_line(
+    stack: Stack, database: str, tailer: Tailer
+):
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE nokey (a INT, b INT)")
+    cases = [
+        (("snapshot", f"{database}.nokey"), "snapshot.keys"),
+        (("snapshot", f"{database}.missing"), "does not exist"),
+        (("snapshot", "elsewhere.t"), "not captured"),
+        (("snapshot", "nodot"), "db.table"),
+    ]
+    for args, words in cases:
+        r = tailer.cli(*args)
+        assert r.returncode == 2 and words in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+    tailer.env["BINLOG_TAILER_SNAPSHOT__SIGNAL_TOPIC"] = ""
+    r = tailer.cli("snapshot", f"{database}.nokey")
+    assert r.returncode == 2 and "on-demand snapshots are off" in r.stderr, r.stderr
