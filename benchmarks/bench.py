@@ -554,16 +554,38 @@ def py_spy() -> str:
     return str(beside) if beside.exists() else shutil.which("py-spy") or str(beside)
 
 
+OUTBOX_SMT = """transforms=outbox
+transforms.outbox.type=io.debezium.transforms.outbox.EventRouter
+transforms.outbox.table.field.event.id=id
+transforms.outbox.table.field.event.key=aggregate_id
+transforms.outbox.table.field.event.payload=payload
+transforms.outbox.route.by.field=aggregate_type
+transforms.outbox.route.topic.replacement={prefix}.dbz.${{routedByValue}}
+transforms.outbox.table.fields.additional.placement=event_type:header:event_type
+"""
+
+
 class Debezium:
     name = "Debezium"
     id_header = "id"
     transactional = False
     delivery = "at_least_once"
 
-    def __init__(self, env: Env, db: str, topic_prefix: str, workdir: Path) -> None:
+    def __init__(
+        self, env: Env, db: str, topic_prefix: str, workdir: Path, table: str | None = None
+    ) -> None:
+        """`table`: an initial snapshot of that data table (else: the outbox, streamed)."""
         self.env, self.db, self.workdir = env, db, workdir
         self.topic = f"{topic_prefix}.dbz.order"
         self.offsets = workdir / f"dbz-{db}.offsets"
+        if table is not None:
+            self.topic = f"{topic_prefix}dbz.{db}.{table}"
+            captured = f"table.include.list={db}.{table}\nsnapshot.mode=initial\n"
+        else:
+            captured = (
+                f"table.include.list={db}.outbox\nsnapshot.mode=no_data\n"
+                + OUTBOX_SMT.format(prefix=topic_prefix)
+            )
         port = free_port()
         (workdir / f"worker-{db}.properties").write_text(
             f"""bootstrap.servers={env.bootstrap}
@@ -588,21 +610,11 @@ database.server.id={8000 + os.getpid() % 1000}
 database.ssl.mode=disable
 topic.prefix={topic_prefix}dbz
 database.include.list={db}
-table.include.list={db}.outbox
-snapshot.mode=no_data
 include.schema.changes=false
 heartbeat.interval.ms=1000
 schema.history.internal.kafka.bootstrap.servers={env.bootstrap}
 schema.history.internal.kafka.topic={topic_prefix}.dbz.history.{db}
-transforms=outbox
-transforms.outbox.type=io.debezium.transforms.outbox.EventRouter
-transforms.outbox.table.field.event.id=id
-transforms.outbox.table.field.event.key=aggregate_id
-transforms.outbox.table.field.event.payload=payload
-transforms.outbox.route.by.field=aggregate_type
-transforms.outbox.route.topic.replacement={topic_prefix}.dbz.${{routedByValue}}
-transforms.outbox.table.fields.additional.placement=event_type:header:event_type
-"""
+{captured}"""
         )
         (workdir / "log4j2.properties").write_text(
             f"""appender.file.type=File
@@ -745,6 +757,78 @@ def catchup(
     for poll_ms in relays:
         results.append(catchup_relay(env, run, workdir, rows, per_txn, prefix, poll_ms))
     results.append(raw_ceiling(env, name, rows, start_pos, end_pos, workdir))
+    return results
+
+
+class OursSnapshot(Ours):
+    """binlog-tailer's first run with snapshot.mode = initial over one data table."""
+
+    def __init__(self, env: Env, db: str, topic_prefix: str, workdir: Path, table: str) -> None:
+        super().__init__(env, db, topic_prefix, workdir)
+        self.name = "binlog-tailer (snapshot)"
+        self.topic = f"{topic_prefix}.{db}.{table}"
+        del self.envvars["BINLOG_TAILER_OUTBOX__TABLES"]
+        self.envvars |= {
+            "BINLOG_TAILER_CAPTURE__INCLUDE": f"{db}.{table}",
+            "BINLOG_TAILER_CAPTURE__TOPIC_PREFIX": topic_prefix,
+            "BINLOG_TAILER_SNAPSHOT__MODE": "initial",
+        }
+
+    def command(self, position: tuple[str, int]) -> list[str]:
+        return [sys.executable, "-m", "binlog_tailer", "run"]  # a first run: no --from
+
+
+def load_items(env: Env, db: str, rows: int) -> None:
+    """A data table of `rows` rows: id, an integer, a short text and a time."""
+    with env.admin(db) as c, c.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE items (id INT PRIMARY KEY, qty INT NOT NULL, name VARCHAR(60),"
+            " price DECIMAL(10, 2), updated_at DATETIME(6))"
+        )
+        for start in range(1, rows + 1, 5000):
+            values = ",".join(
+                f"({i},{i % 97},'item number {i}',{i % 1000}.25,NOW(6))"
+                for i in range(start, min(start + 5000, rows + 1))
+            )
+            cur.execute(f"INSERT INTO items VALUES {values}")
+
+
+def snapshot(env: Env, run: str, workdir: Path, rows: int, with_dbz: bool) -> list[Result]:
+    """An initial snapshot of one `rows`-row table: the time until every row is in Kafka."""
+    name = "snapshot"
+    db = new_db(env, run, name)
+    prefix = f"bench{run}snap"
+    log(f"{name}: loading {rows} rows into {db}.items")
+    load_items(env, db, rows)
+    connectors: list[Any] = [OursSnapshot(env, db, prefix, workdir, "items")]
+    if with_dbz:
+        connectors.append(Debezium(env, db, prefix, workdir, table="items"))
+    create_topics(env, [c.topic for c in connectors])
+    results = []
+    for conn in connectors:
+        log(f"{name}: {conn.name} reading {rows} rows")
+        watch = TopicWatch(env, conn.topic)
+        cpu0 = stack_cpu()
+        t0 = time.monotonic()
+        conn.start(master_position(env))
+        first, last = watch.wait(rows, timeout=1800, proc=conn.proc)
+        figures = proc_figures(conn.pid())
+        cpu = {k: round(v - cpu0[k], 2) for k, v in stack_cpu().items() if k in cpu0}
+        conn.stop()
+        watch.close()
+        r = Result(
+            name,
+            conn.name,
+            rows,
+            seconds=last - t0,
+            rows_per_s=rows / (last - t0),
+            rows_per_s_streaming=rows / max(last - first, 1e-6),
+            delivery=conn.delivery,
+            **figures,
+        )
+        r.extra |= {"topic": conn.topic, **cpu}
+        log(f"{name}: {conn.name} {r.rows_per_s:,.0f} rows/s ({r.seconds:.1f} s)")
+        results.append(r)
     return results
 
 
@@ -1118,6 +1202,8 @@ def main(argv: list[str] | None = None) -> int:
                 results += catchup(
                     env, run, workdir, args.rows, per_txn, with_dbz, deliveries, relays
                 )
+            elif w == "snapshot":
+                results += snapshot(env, run, workdir, args.rows, with_dbz)
             elif w == "latency":
                 results += latency(
                     env,

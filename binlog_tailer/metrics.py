@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 
 from binlog_tailer.health import Health
 from binlog_tailer.monitor import Monitor
+from binlog_tailer.snapshot.interleave import SnapshotInterleaver
 from binlog_tailer.stats import LATENCY_SAMPLE_EVERY
 
 P = "binlog_tailer_"
@@ -98,6 +99,7 @@ class TailerCollector(Collector):
                 "checkpoint_binlog_offset_bytes", "the checkpoint's offset in its file", cp.pos or 4
             )
         yield _counter("reconnects", "replication connections lost", r.source.reconnects)
+        yield from self._snapshot(p.snapshot)
         yield from self._sampled(r.monitor)
         txns = p.transactions
         if txns is not None:
@@ -124,6 +126,30 @@ class TailerCollector(Collector):
             records.add_metric([db, table, OPERATIONS[op]], n_records)
         yield rows
         yield records
+
+    def _snapshot(self, snapshot: SnapshotInterleaver | None) -> Iterator[Metric]:
+        if snapshot is None:
+            return
+        progress = snapshot.progress
+        yield _gauge(
+            "snapshot_running", "1 while a snapshot reads a table", int(bool(progress.table))
+        )
+        yield _counter(
+            "snapshot_rows_read", "rows read by snapshots in this run", progress.total_rows
+        )
+        if progress.table:
+            rows = GaugeMetricFamily(
+                P + "snapshot_rows", "rows read of the table being read", labels=["table"]
+            )
+            rows.add_metric([progress.table], progress.rows)
+            yield rows
+            estimate = GaugeMetricFamily(
+                P + "snapshot_rows_estimated",
+                "the server's estimate of the rows of the table being read",
+                labels=["table"],
+            )
+            estimate.add_metric([progress.table], progress.estimate)
+            yield estimate
 
     def _sampled(self, m: Monitor | None) -> Iterator[Metric]:
         if m is None:

@@ -99,6 +99,10 @@ class Progress:
                     p.checkpoint or "not saved yet",
                 )  # fmt: skip
             return
+        snapshot = p.snapshot.progress if p.snapshot is not None else None
+        if snapshot is not None and snapshot.table:
+            self.console.show(snapshot.line())
+            return
         if (behind or 0) > CATCHUP_BYTES or lag > CATCHUP_LAG_SECONDS:
             if self._catching_since is None:
                 self._catching_since = (now, rows0)

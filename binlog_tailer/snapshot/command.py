@@ -22,11 +22,11 @@ def _topic(settings: Settings) -> str:
 def request(settings: Settings, action: str, tables: tuple[str, ...], where: str | None) -> str:
     """Send a signal (its tables checked first); what was sent, for the terminal."""
     topic = _topic(settings)
-    if action == "snapshot":
-        tables = check_tables(list(tables))
-        _check_readable(settings, tables)
     if where is not None and not where.strip():
         raise ConfigError("snapshot --where: an empty condition")
+    if action == "snapshot":
+        tables = check_tables(list(tables))
+        _check_readable(settings, tables, where)
     signal = Signal(action, tables, where)
     if settings.topics.create:
         _ensure_topic(settings, topic)
@@ -45,7 +45,7 @@ def request(settings: Settings, action: str, tables: tuple[str, ...], where: str
     )
 
 
-def _check_readable(settings: Settings, tables: tuple[str, ...]) -> None:
+def _check_readable(settings: Settings, tables: tuple[str, ...], where: str | None) -> None:
     include, exclude = settings.captured_tables()
     captured = TableFilter(include, [*exclude, *settings.outbox.tables])
     missed = [t for t in tables if not captured(*t.split("."))]
@@ -59,6 +59,8 @@ def _check_readable(settings: Settings, tables: tuple[str, ...]) -> None:
     try:
         for t in tables:
             reader.table(t)  # exists, has a key to read it by
+            if where is not None:
+                reader.check_condition(t, where)
     finally:
         reader.close()
 

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
-from binlog_tailer.errors import BinlogTailerError
+from binlog_tailer.errors import BinlogTailerError, SourceError
 from binlog_tailer.model import RowChange, TxnEnd
 from binlog_tailer.position import BinlogPosition
 from binlog_tailer.snapshot.reader import Chunk, ChunkReader
@@ -226,7 +226,13 @@ class SnapshotInterleaver:
         while self.state is not None and not self.stream.stopping:
             if self._pending is None:
                 state = self.state
-                chunk = self.reader.read(state.table, state.after, state.condition())
+                try:
+                    chunk = self.reader.read(state.table, state.after, state.condition())
+                except SourceError as exc:  # dropped, or a condition it cannot run
+                    log.error("%s; the snapshot goes on with the next table", exc)
+                    self._set_state(state.next_table())
+                    yield TxnEnd(self._position())
+                    continue
                 since = chunk.read_at - self.LOOKBACK_SECONDS
                 self._drop = {k for t, k in self._recent if t >= since}
                 self._pending = chunk

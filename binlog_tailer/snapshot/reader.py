@@ -16,7 +16,7 @@ from typing import Any
 
 import pymysql
 
-from binlog_tailer.errors import ConfigError, SourceUnavailable
+from binlog_tailer.errors import ConfigError, SourceError, SourceUnavailable
 from binlog_tailer.filtering import TableFilter
 from binlog_tailer.model import TableSchema
 from binlog_tailer.server import connect, latest_position, mariadb_json_columns, server_info
@@ -156,10 +156,34 @@ class ChunkReader:
         estimate = int(row[0] or 0) if row else 0
         return Table(schema, tuple(key), normalizers(schema, columns), estimate)
 
+    def check_condition(self, name: str, where: str) -> None:
+        """ConfigError unless `where` is a condition the server runs on `name`."""
+        table = self.table(name)
+        sql, params = chunk_query(table.schema, table.key, None, 0, where)
+
+        def run(conn: pymysql.Connection) -> None:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+
+        try:
+            self._retrying(f"check the condition on {name}", run)
+        except pymysql.err.MySQLError as exc:
+            raise ConfigError(f"snapshot --where {where!r} on {name}: {exc.args[-1]}") from exc
+
     def read(self, name: str, after: Sequence[Any] | None, where: str | None = None) -> Chunk:
         """The next chunk of `name` after key `after` (None: its first); `where`: of the rows
         matching this SQL condition only."""
-        table = self.table(name)
+        try:
+            return self._read(self.table(name), after, where)
+        except pymysql.err.ProgrammingError as exc:  # DDL changed the table since it was read
+            self._tables.pop(name, None)
+            try:
+                return self._read(self.table(name), after, where)
+            except pymysql.err.ProgrammingError:
+                raise SourceError(f"snapshot: cannot read {name}: {exc.args[-1]}") from exc
+
+    def _read(self, table: Table, after: Sequence[Any] | None, where: str | None) -> Chunk:
+        name = f"{table.schema.db}.{table.schema.table}"
         sql, params = chunk_query(table.schema, table.key, after, self.chunk_size, where)
 
         def query(conn: pymysql.Connection) -> Chunk:

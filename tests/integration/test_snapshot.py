@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 
 import pytest
@@ -242,6 +243,10 @@ def test_on_demand_snapshot_of_a_running_service_with_status_and_stop(
     asked = tailer.cli("snapshot", f"{database}.items", "--where", "id <= 1000")
     assert asked.returncode == 0 and "requested the snapshot" in asked.stdout, asked.stderr
     wait_until(lambda: snapshot_done(tailer), 60, "the partial snapshot")
+    code, metrics = tailer.http_get("/metrics")
+    read = re.search(r"^binlog_tailer_snapshot_rows_read_total (\S+)$", metrics, re.M)
+    assert code == 200 and read and 900 < float(read.group(1)) <= 1000, metrics
+    assert "binlog_tailer_snapshot_running 0.0" in metrics
     # the whole table, stopped on the way, then asked again
     tailer.cli("snapshot", f"{database}.items")
 
@@ -283,7 +288,11 @@ def test_snapshot_requests_that_cannot_be_read_are_one_clear_line(
         (("snapshot", f"{database}.missing"), "does not exist"),
         (("snapshot", "elsewhere.t"), "not captured"),
         (("snapshot", "nodot"), "db.table"),
+        (("snapshot", f"{database}.nokey", "--where", "a >"), "snapshot.keys"),
     ]
+    with stack.admin(database) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE keyed (id INT PRIMARY KEY)")
+    cases.append((("snapshot", f"{database}.keyed", "--where", "nope > 1"), "snapshot --where"))
     for args, words in cases:
         r = tailer.cli(*args)
         assert r.returncode == 2 and words in r.stderr, (args, r.stderr)

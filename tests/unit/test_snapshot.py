@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pymysqlreplication.constants import FIELD_TYPE as T
 
 from binlog_tailer.checkpoint import checkpoint_document, position_from_document
-from binlog_tailer.errors import ConfigError
+from binlog_tailer.errors import ConfigError, SourceError
 from binlog_tailer.model import Column, RowChange, TableSchema, TxnEnd
 from binlog_tailer.position import BinlogPosition
 from binlog_tailer.snapshot.chunks import (
@@ -318,3 +318,18 @@ def test_where_conditions_follow_their_tables():
 def test_a_condition_with_percent_signs_survives_the_parameters():
     sql, params = chunk_query(SCHEMA, ("a",), (1,), 5, "b LIKE 'x%'")
     assert "(b LIKE 'x%%')" in sql and sql % tuple(params) is not None
+
+
+def test_a_table_that_cannot_be_read_is_skipped_with_an_error_not_a_stop():
+    class Failing(FakeReader):
+        def read(self, name, after, where=None):
+            if where == "bad":
+                raise SourceError("snapshot: cannot read d.items: syntax")
+            return super().read(name, after, where)
+
+    reader = Failing({1: 1}, highs=[10], size=10)
+    state = SnapshotState(("d.items", "d.items2"), where=(("d.items", "bad"),))
+    out = run(FakeStream([(10, end(10)), (20, end(20))]), reader, state=state)
+    snaps = [x.position.snapshot for x in out if isinstance(x, TxnEnd)]
+    assert snaps[1] == SnapshotState(("d.items2",))
+    assert [x.after["id"] for x in out if isinstance(x, RowChange)] == [1]  # of d.items2
