@@ -19,7 +19,13 @@ import pymysql
 from binlog_tailer.errors import ConfigError, SourceError, SourceUnavailable
 from binlog_tailer.filtering import TableFilter
 from binlog_tailer.model import TableSchema
-from binlog_tailer.server import connect, latest_position, mariadb_json_columns, server_info
+from binlog_tailer.server import (
+    CANNOT_CONNECT,
+    connect,
+    latest_position,
+    mariadb_json_columns,
+    server_info,
+)
 from binlog_tailer.settings import MysqlSettings
 from binlog_tailer.snapshot.chunks import (
     ColumnInfo,
@@ -33,6 +39,7 @@ from binlog_tailer.snapshot.chunks import (
 log = logging.getLogger(__name__)
 
 _LOST = (pymysql.err.OperationalError, pymysql.err.InterfaceError, SourceUnavailable)
+LOST = (*CANNOT_CONNECT, 1047, 1158, 1159, 1160, 1161, 1927)  # and network errors mid-query
 
 
 @dataclass
@@ -91,6 +98,8 @@ class ChunkReader:
             try:
                 return fn(self._session())
             except _LOST as exc:
+                if isinstance(exc, pymysql.err.OperationalError) and exc.args[0] not in LOST:
+                    raise  # an answer, not a lost connection: retrying would get the same
                 self.close()
                 if time.monotonic() + wait > deadline:
                     raise SourceUnavailable(f"snapshot: cannot {what}: {exc}") from exc
@@ -175,11 +184,11 @@ class ChunkReader:
         matching this SQL condition only."""
         try:
             return self._read(self.table(name), after, where)
-        except pymysql.err.ProgrammingError as exc:  # DDL changed the table since it was read
+        except pymysql.err.MySQLError as exc:  # DDL changed the table since it was read?
             self._tables.pop(name, None)
             try:
                 return self._read(self.table(name), after, where)
-            except pymysql.err.ProgrammingError:
+            except pymysql.err.MySQLError:
                 raise SourceError(f"snapshot: cannot read {name}: {exc.args[-1]}") from exc
 
     def _read(self, table: Table, after: Sequence[Any] | None, where: str | None) -> Chunk:
