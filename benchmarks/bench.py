@@ -701,6 +701,34 @@ def new_db(env: Env, run: str, name: str, relay: bool = False) -> str:
     return db
 
 
+def timed_run(
+    env: Env, name: str, conn: Any, rows: int, start: tuple[str, int], last_id: str | None = None
+) -> Result:
+    """Start `conn` at `start` and time it until `rows` records are in its topic."""
+    watch = TopicWatch(env, conn.topic, conn.transactional, conn.id_header)
+    cpu0 = stack_cpu()
+    t0 = time.monotonic()
+    conn.start(start)
+    first, last = watch.wait(rows, timeout=1800, proc=conn.proc, last_id=last_id)
+    figures = proc_figures(conn.pid())
+    cpu = {k: round(v - cpu0[k], 2) for k, v in stack_cpu().items() if k in cpu0}
+    conn.stop()
+    watch.close()
+    r = Result(
+        name,
+        conn.name,
+        rows,
+        seconds=last - t0,
+        rows_per_s=rows / (last - t0),
+        rows_per_s_streaming=rows / max(last - first, 1e-6),
+        delivery=conn.delivery,
+        **figures,
+    )
+    r.extra |= {"topic": conn.topic, **cpu}
+    log(f"{name}: {conn.name} {r.rows_per_s:,.0f} rows/s ({r.seconds:.1f} s)")
+    return r
+
+
 def catchup(
     env: Env,
     run: str,
@@ -730,29 +758,9 @@ def catchup(
     results = []
     for conn in connectors:
         log(f"{name}: {conn.name} catching up")
-        watch = TopicWatch(env, conn.topic, conn.transactional, conn.id_header)
-        cpu0 = stack_cpu()
-        t0 = time.monotonic()
-        conn.start(start_pos)
-        first, last = watch.wait(rows, timeout=1800, proc=conn.proc, last_id=last_id)
-        figures = proc_figures(conn.pid())
-        cpu = {k: round(v - cpu0[k], 2) for k, v in stack_cpu().items() if k in cpu0}
-        conn.stop()
-        watch.close()
-        r = Result(
-            name,
-            conn.name,
-            rows,
-            seconds=last - t0,
-            rows_per_s=rows / (last - t0),
-            rows_per_s_streaming=rows / max(last - first, 1e-6),
-            delivery=conn.delivery,
-            **figures,
-        )
-        r.extra |= {"topic": conn.topic, **cpu}
+        r = timed_run(env, name, conn, rows, start_pos, last_id)
         if conn.transactional:
             r.extra["settings"] = eos_settings()
-        log(f"{name}: {conn.name} {r.rows_per_s:,.0f} rows/s ({r.seconds:.1f} s)")
         results.append(r)
     for poll_ms in relays:
         results.append(catchup_relay(env, run, workdir, rows, per_txn, prefix, poll_ms))
@@ -807,28 +815,7 @@ def snapshot(env: Env, run: str, workdir: Path, rows: int, with_dbz: bool) -> li
     results = []
     for conn in connectors:
         log(f"{name}: {conn.name} reading {rows} rows")
-        watch = TopicWatch(env, conn.topic)
-        cpu0 = stack_cpu()
-        t0 = time.monotonic()
-        conn.start(master_position(env))
-        first, last = watch.wait(rows, timeout=1800, proc=conn.proc)
-        figures = proc_figures(conn.pid())
-        cpu = {k: round(v - cpu0[k], 2) for k, v in stack_cpu().items() if k in cpu0}
-        conn.stop()
-        watch.close()
-        r = Result(
-            name,
-            conn.name,
-            rows,
-            seconds=last - t0,
-            rows_per_s=rows / (last - t0),
-            rows_per_s_streaming=rows / max(last - first, 1e-6),
-            delivery=conn.delivery,
-            **figures,
-        )
-        r.extra |= {"topic": conn.topic, **cpu}
-        log(f"{name}: {conn.name} {r.rows_per_s:,.0f} rows/s ({r.seconds:.1f} s)")
-        results.append(r)
+        results.append(timed_run(env, name, conn, rows, master_position(env)))
     return results
 
 
