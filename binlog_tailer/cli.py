@@ -233,6 +233,19 @@ def _start_position(
     return chosen
 
 
+def _start_reason(
+    settings: Settings, start: str | None, stored: BinlogPosition | None, position: BinlogPosition
+) -> str:
+    """Why the run starts where it does, for the log."""
+    if start:
+        return "--from"
+    if position.snapshot is not None and (stored is None or stored.snapshot is None):
+        return f"the end of the binlog: snapshot.mode={settings.snapshot.mode}"
+    if stored is not None:
+        return "checkpoint"
+    return f"initial_position={settings.initial_position}"
+
+
 def _snapshot_start(
     settings: Settings, start: str | None, stored: BinlogPosition | None
 ) -> BinlogPosition | None:
@@ -475,9 +488,7 @@ def _stream(settings: Settings, start: str | None, console: ConsoleHandler, heal
         "binlog-tailer %s: streaming from %s (%s), include=%s exclude=%s",
         __version__,
         position,
-        "--from"
-        if start
-        else ("checkpoint" if stored else f"initial_position={settings.initial_position}"),
+        _start_reason(settings, start, stored, position),
         *settings.captured_tables(),
     )
     try:
