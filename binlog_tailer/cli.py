@@ -16,7 +16,7 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from binlog_tailer import __version__
 from binlog_tailer.checkpoint import CheckpointStore
@@ -69,6 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
     oset.add_argument("position")
     osub.add_parser("reset", help="forget the stored position")
 
+    _add_outbox_parser(sub)
+    _add_snapshot_parser(sub)
+    sub.add_parser(
+        "relay",
+        help="run the polling relay of the outbox tables (run with outbox.source = poll)",
+    )
+    sub.add_parser("check", help="preflight: server settings, privileges, Kafka")
+    sub.add_parser("settings", help="print the effective settings as JSON, secrets masked")
+    return parser
+
+
+def _add_outbox_parser(sub: Any) -> None:
     outbox = sub.add_parser("outbox", help="outbox housekeeping")
     xsub = outbox.add_subparsers(dest="action", metavar="ACTION", required=True)
     prune = xsub.add_parser(
@@ -85,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long to wait for the checkpoint to pass the rows (binlog path; default 60)",
     )
 
+
+def _add_snapshot_parser(sub: Any) -> None:
     snap = sub.add_parser(
         "snapshot",
         help="ask the running service to read tables now (on-demand snapshot); 'snapshot"
@@ -92,14 +106,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     snap.add_argument("tables", nargs="+", metavar="TABLE", help="db.table, or: status, stop")
     snap.add_argument("--where", metavar="SQL", help="read only the rows matching this condition")
-
-    sub.add_parser(
-        "relay",
-        help="run the polling relay of the outbox tables (run with outbox.source = poll)",
-    )
-    sub.add_parser("check", help="preflight: server settings, privileges, Kafka")
-    sub.add_parser("settings", help="print the effective settings as JSON, secrets masked")
-    return parser
 
 
 def _seconds(text: str) -> float:

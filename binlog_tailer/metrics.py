@@ -88,16 +88,7 @@ class TailerCollector(Collector):
             "since the checkpoint last reached everything read (0: it does)",
             stats.checkpoint_age(),
         )
-        cp = h.checkpoint()
-        if cp is not None and cp.file is not None:
-            suffix = cp.file.rsplit(".", 1)[-1]
-            if suffix.isdigit():
-                yield _gauge(
-                    "checkpoint_binlog_file", "the checkpoint's binlog file number", int(suffix)
-                )
-            yield _gauge(
-                "checkpoint_binlog_offset_bytes", "the checkpoint's offset in its file", cp.pos or 4
-            )
+        yield from self._checkpoint()
         yield _counter("reconnects", "replication connections lost", r.source.reconnects)
         yield from self._snapshot(p.snapshot)
         yield from self._sampled(r.monitor)
@@ -114,6 +105,19 @@ class TailerCollector(Collector):
                 "MySQL transactions split over Kafka transactions",
                 txns.splits,
             )
+
+    def _checkpoint(self) -> Iterator[Metric]:
+        cp = self.health.checkpoint()
+        if cp is None or cp.file is None:
+            return
+        suffix = cp.file.rsplit(".", 1)[-1]
+        if suffix.isdigit():
+            yield _gauge(
+                "checkpoint_binlog_file", "the checkpoint's binlog file number", int(suffix)
+            )
+        yield _gauge(
+            "checkpoint_binlog_offset_bytes", "the checkpoint's offset in its file", cp.pos or 4
+        )
 
     def _tables(self, counts: dict[tuple[str, str, str], tuple[int, int]]) -> Iterator[Metric]:
         labels = ["database", "table", "operation"]

@@ -98,6 +98,7 @@ TS_RANGE = (dt.datetime(1970, 1, 1, 0, 0, 1), dt.datetime(2038, 1, 19, 3, 14, 7)
 DATETIME_RANGE = (dt.datetime(1000, 1, 1), dt.datetime(9999, 12, 31, 23, 59, 59))
 
 
+# One long table of column definitions on purpose: each type family next to its strategy.
 def _columns() -> list[Col]:
     cols = []
     for name, bits in (("tiny", 8), ("small", 16), ("medium", 24), ("int", 32), ("big", 64)):
