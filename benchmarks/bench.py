@@ -4,8 +4,14 @@ Workloads (outbox-shaped rows of about 300 bytes, loaded *before* the connector 
 
 - ``catchup-1``: N rows, one row per transaction; ``catchup-100``: 100 rows per transaction.
   Catch-up throughput = rows / (connector start -> last record in Kafka). Also reported:
-  rows/s from the first to the last record (without start-up), peak RSS and CPU seconds.
-- ``latency``: a fixed offered load (single-row transactions) while the connector runs;
+  rows/s from the first to the last record (without start-up), peak RSS, CPU seconds, and
+  CPU seconds per million rows (the per-core figure).
+- ``large-K``: outbox rows with 20 kB JSON payloads (N / 10 of them), K per transaction.
+- ``data-K`` and ``wide-K``: a data table's inserts, K per transaction, published with the
+  envelope (Debezium: its MariaDB connector on that table, no outbox router); ``data`` rows are
+  about the outbox row's size, ``wide`` rows have 30 columns of mixed types.
+- ``latency``: a fixed offered load (single-row transactions) while the connector runs
+  (``--latency-rate 2000,20000``: a run per rate, the second named ``latency@20000``);
   latency = broker append time (a LogAppendTime topic) - commit time (``created_at``
   DATETIME(6) = NOW(6) in the inserting statement), p50 / p99 / max.
 - the raw ceiling: the server's own binlog client (``mariadb-binlog`` or ``mysqlbinlog``)
@@ -70,6 +76,7 @@ from binlog_tailer.server import latest_position, server_info
 
 ROOT = Path(__file__).resolve().parents[1]
 PAD = "x" * 170  # makes a row about 300 bytes in the binlog
+LARGE_PAD = "y" * 20_000  # the large-row workload: 20 kB JSON payloads
 
 
 def log(msg: str) -> None:
@@ -119,10 +126,10 @@ def binlog_client(env: Env) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------- load
-def insert_sql(ids: list[str], seq0: int) -> str:
+def insert_sql(ids: list[str], seq0: int, pad: str = PAD) -> str:
     values = ",".join(
         f"('{eid}','order','{(seq0 + i) % 1000}','OrderPlaced',"
-        f'\'{{"seq":{seq0 + i},"pad":"{PAD}"}}\',NOW(6))'
+        f'\'{{"seq":{seq0 + i},"pad":"{pad}"}}\',NOW(6))'
         for i, eid in enumerate(ids)
     )
     return (
@@ -131,21 +138,22 @@ def insert_sql(ids: list[str], seq0: int) -> str:
     )
 
 
-def load(env: Env, db: str, rows: int, per_txn: int) -> tuple[float, str]:
+def load(env: Env, db: str, rows: int, per_txn: int, pad: str = PAD) -> tuple[float, str]:
     """Insert `rows` rows, `per_txn` per transaction; returns rows/s of the load itself and
     the event id of the last row."""
     start = time.monotonic()
     last = ""
+    per_trip = max(1, 150_000 // (len(pad) + 130))  # ~500 rows of 300 bytes per round trip
     with env.admin(db) as c, c.cursor() as cur:
         done = 0
         while done < rows:
             statements = []
-            for _ in range(max(1, 500 // per_txn)):  # ~500 rows per round trip
+            for _ in range(max(1, per_trip // per_txn)):
                 n = min(per_txn, rows - done)
                 if n <= 0:
                     break
                 ids = [new_event_id() for _ in range(n)]
-                statements.append(insert_sql(ids, done))
+                statements.append(insert_sql(ids, done, pad))
                 last = ids[-1]
                 done += n
             cur.execute(";".join(statements))
@@ -572,15 +580,23 @@ class Debezium:
     delivery = "at_least_once"
 
     def __init__(
-        self, env: Env, db: str, topic_prefix: str, workdir: Path, table: str | None = None
+        self,
+        env: Env,
+        db: str,
+        topic_prefix: str,
+        workdir: Path,
+        table: str | None = None,
+        snapshot: bool = True,
     ) -> None:
-        """`table`: an initial snapshot of that data table (else: the outbox, streamed)."""
+        """`table`: that data table, read by an initial snapshot, or streamed when not
+        `snapshot` (else: the outbox, streamed)."""
         self.env, self.db, self.workdir = env, db, workdir
         self.topic = f"{topic_prefix}.dbz.order"
         self.offsets = workdir / f"dbz-{db}.offsets"
         if table is not None:
             self.topic = f"{topic_prefix}dbz.{db}.{table}"
-            captured = f"table.include.list={db}.{table}\nsnapshot.mode=initial\n"
+            mode = "initial" if snapshot else "no_data"
+            captured = f"table.include.list={db}.{table}\nsnapshot.mode={mode}\n"
         else:
             captured = (
                 f"table.include.list={db}.outbox\nsnapshot.mode=no_data\n"
@@ -738,10 +754,13 @@ def catchup(
     with_dbz: bool,
     deliveries: list[str],
     relays: list[int | None],
+    kind: str = "catchup",
 ) -> list[Result]:
-    name = f"catchup-{per_txn}"
+    """Outbox rows: `kind` catchup (300-byte rows) or large (20 kB JSON payloads)."""
+    name = f"{kind}-{per_txn}"
+    pad = LARGE_PAD if kind == "large" else PAD
     db = new_db(env, run, name)
-    prefix = f"bench{run}{per_txn}"
+    prefix = f"bench{run}{kind}{per_txn}"
     connectors: list[Any] = [Ours(env, db, prefix, workdir, d) for d in deliveries]
     dbz = Debezium(env, db, prefix, workdir) if with_dbz else None
     if dbz is not None:
@@ -752,7 +771,7 @@ def catchup(
         log(f"{name}: priming Debezium's offset before the load")
         dbz.prime()
     log(f"{name}: loading {rows} rows, {per_txn} per transaction")
-    load_rate, last_id = load(env, db, rows, per_txn)
+    load_rate, last_id = load(env, db, rows, per_txn, pad)
     end_pos = master_position(env)
     log(f"{name}: loaded at {load_rate:,.0f} rows/s; binlog {start_pos} -> {end_pos}")
     results = []
@@ -762,7 +781,7 @@ def catchup(
         if conn.transactional:
             r.extra["settings"] = eos_settings()
         results.append(r)
-    for poll_ms in relays:
+    for poll_ms in relays if kind == "catchup" else []:
         results.append(catchup_relay(env, run, workdir, rows, per_txn, prefix, poll_ms))
     results.append(raw_ceiling(env, name, rows, start_pos, end_pos, workdir))
     return results
@@ -784,6 +803,98 @@ class OursSnapshot(Ours):
 
     def command(self, position: tuple[str, int]) -> list[str]:
         return [sys.executable, "-m", "binlog_tailer", "run"]  # a first run: no --from
+
+
+# Data tables streamed with the envelope: (CREATE TABLE, the VALUES tuple of row i). "data" is
+# about the outbox row's size; "wide" has 30 columns of mixed types.
+DATA_TABLES: dict[str, tuple[str, Callable[[int], str]]] = {
+    "data": (
+        "CREATE TABLE t (id BIGINT PRIMARY KEY, qty INT NOT NULL, name VARCHAR(60),"
+        " price DECIMAL(10, 2), note VARCHAR(200), updated_at DATETIME(6))",
+        lambda i: f"({i},{i % 97},'item number {i}',{i % 1000}.25,'{PAD}',NOW(6))",
+    ),
+    "wide": (
+        "CREATE TABLE t (id BIGINT PRIMARY KEY, i1 INT, i2 INT UNSIGNED, i3 SMALLINT,"
+        " i4 TINYINT, i5 BIGINT, b1 TINYINT(1), d1 DECIMAL(12, 2), d2 DECIMAL(20, 6),"
+        " d3 DECIMAL(5, 0), f1 FLOAT, f2 DOUBLE, f3 DOUBLE, s1 VARCHAR(40), s2 VARCHAR(80),"
+        " s3 CHAR(10), s4 VARCHAR(255) CHARACTER SET latin1, t1 TEXT, t2 TEXT, dt1 DATETIME(6),"
+        " dt2 DATETIME, ts1 TIMESTAMP(3) NULL, da1 DATE, da2 DATE, tm1 TIME(3),"
+        " e1 ENUM('new', 'paid', 'sent', 'done'), st1 SET('a', 'b', 'c', 'd'), y1 YEAR,"
+        " vb1 VARBINARY(16), bt1 BIT(12))",
+        lambda i: (
+            f"({i},{i % 1000},{i * 7},{i % 30000},{i % 100},{i * 1000003},{i % 2},"
+            f"{i % 100000}.25,{i}.123456,{i % 99999},{i % 1000}.5,{i}.25e-3,1e{i % 300},"
+            f"'name {i}','a somewhat longer text value {i}','c{i % 1000}','latin text {i}',"
+            f"'text {i}','another text column, row {i}',NOW(6),'2024-01-02 03:04:05',"
+            f"NOW(3),'2024-02-29','1999-12-31','12:34:56.789',"
+            f"'{('new', 'paid', 'sent', 'done')[i % 4]}','a,c',{1901 + i % 200},"
+            f"UNHEX('00112233445566778899AABBCCDDEEFF'),b'101010101010')"
+        ),
+    ),
+}
+
+
+class OursData(Ours):
+    """binlog-tailer streaming one data table with the envelope."""
+
+    def __init__(self, env: Env, db: str, topic_prefix: str, workdir: Path, table: str) -> None:
+        super().__init__(env, db, topic_prefix, workdir)
+        self.topic = f"{topic_prefix}.{db}.{table}"
+        del self.envvars["BINLOG_TAILER_OUTBOX__TABLES"]
+        self.envvars |= {
+            "BINLOG_TAILER_CAPTURE__INCLUDE": f"{db}.{table}",
+            "BINLOG_TAILER_CAPTURE__TOPIC_PREFIX": topic_prefix,
+        }
+
+
+def load_table(env: Env, db: str, kind: str, rows: int, per_txn: int) -> float:
+    """`rows` rows of DATA_TABLES[kind] into `db`.t, `per_txn` per transaction; rows/s."""
+    ddl, values = DATA_TABLES[kind]
+    start = time.monotonic()
+    with env.admin(db) as c, c.cursor() as cur:
+        cur.execute(ddl)
+        done = 0
+        while done < rows:
+            statements = []
+            for _ in range(max(1, 500 // per_txn)):  # ~500 rows per round trip
+                n = min(per_txn, rows - done)
+                if n <= 0:
+                    break
+                rows_sql = ",".join(values(i) for i in range(done + 1, done + n + 1))
+                statements.append(f"INSERT INTO t VALUES {rows_sql}")
+                done += n
+            cur.execute(";".join(statements))
+            while cur.nextset():
+                pass
+    return rows / (time.monotonic() - start)
+
+
+def catchup_table(
+    env: Env, run: str, workdir: Path, kind: str, rows: int, per_txn: int, with_dbz: bool
+) -> list[Result]:
+    """A data table's inserts streamed with the envelope (at-least-once), Debezium beside."""
+    name = f"{kind}-{per_txn}"
+    db = new_db(env, run, name)
+    prefix = f"bench{run}{kind}{per_txn}"
+    connectors: list[Any] = [OursData(env, db, prefix, workdir, "t")]
+    dbz = Debezium(env, db, prefix, workdir, table="t", snapshot=False) if with_dbz else None
+    if dbz is not None:
+        connectors.append(dbz)
+    create_topics(env, [c.topic for c in connectors])
+    start_pos = master_position(env)
+    if dbz is not None:
+        log(f"{name}: priming Debezium's offset before the load")
+        dbz.prime()
+    log(f"{name}: loading {rows} rows into {db}.t, {per_txn} per transaction")
+    load_rate = load_table(env, db, kind, rows, per_txn)
+    end_pos = master_position(env)
+    log(f"{name}: loaded at {load_rate:,.0f} rows/s; binlog {start_pos} -> {end_pos}")
+    results = []
+    for conn in connectors:
+        log(f"{name}: {conn.name} catching up")
+        results.append(timed_run(env, name, conn, rows, start_pos))
+    results.append(raw_ceiling(env, name, rows, start_pos, end_pos, workdir))
+    return results
 
 
 def load_items(env: Env, db: str, rows: int) -> None:
@@ -922,9 +1033,10 @@ def latency(
     with_dbz: bool,
     deliveries: list[str],
     relays: list[int | None],
+    name: str = "latency",
 ) -> list[Result]:
     results = []
-    prefix = f"bench{run}lat"
+    prefix = f"bench{run}lat{rate}"
     # (database name, relay-shaped table, the connector over a database)
     plans: list[tuple[str, bool, Callable[[str], Any]]] = [
         (
@@ -958,7 +1070,7 @@ def latency(
             )
         )
     for db_name, relay, make in plans:
-        db = new_db(env, run, db_name, relay=relay)
+        db = new_db(env, run, f"{db_name}_{rate}", relay=relay)
         conn = make(db)
         create_topics(env, [conn.topic], log_append_time=True)
         pos = master_position(env)
@@ -973,7 +1085,7 @@ def latency(
             cur.execute(insert_sql([probe], -1))
         watch = TopicWatch(env, conn.topic, conn.transactional, conn.id_header)
         watch.wait(1, timeout=300, proc=conn.proc, last_id=probe)
-        log(f"latency: {conn.name} streaming; offering {rate} rows/s for {seconds:.0f} s")
+        log(f"{name}: {conn.name} streaming; offering {rate} rows/s for {seconds:.0f} s")
         writer = PacedWriter(env, db, rate, seconds)
         cpu0 = stack_cpu()
         writer.start()
@@ -1002,7 +1114,7 @@ def latency(
         p50, p99, pmax = quantiles(appended)
         v50, v99, vmax = quantiles(visible)
         r = Result(
-            "latency",
+            name,
             conn.name,
             total,
             seconds=seconds,
@@ -1026,7 +1138,7 @@ def latency(
         if conn.transactional:
             r.extra["settings"] = eos_settings()
         log(
-            f"latency: {conn.name} append p50 {p50:.1f} ms, p99 {p99:.1f} ms;"
+            f"{name}: {conn.name} append p50 {p50:.1f} ms, p99 {p99:.1f} ms;"
             f" visible (read_committed) p50 {v50:.1f} ms, p99 {v99:.1f} ms"
         )
         results.append(r)
@@ -1068,8 +1180,8 @@ def versions(env: Env) -> dict[str, str]:
 def table(results: list[Result]) -> str:
     lines = [
         f"{'workload':<12} {'connector':<32} {'rows':>9} {'rows/s':>9} {'stream/s':>9}"
-        f" {'MB/s':>7} {'RSS MB':>7} {'CPU s':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"
-        f" {'vis p50':>7} {'vis p99':>7}"
+        f" {'MB/s':>7} {'RSS MB':>7} {'CPU s':>7} {'CPU s/M':>7} {'p50 ms':>7} {'p99 ms':>7}"
+        f" {'max ms':>7} {'vis p50':>7} {'vis p99':>7}"
     ]
 
     def f(v, fmt):
@@ -1079,10 +1191,15 @@ def table(results: list[Result]) -> str:
         lines.append(
             f"{r.workload:<12} {r.connector:<32} {r.rows:>9,} {f(r.rows_per_s, ',.0f'):>9}"
             f" {f(r.rows_per_s_streaming, ',.0f'):>9} {f(r.mb_per_s, '.1f'):>7}"
-            f" {f(r.peak_rss_mb, '.0f'):>7} {f(r.cpu_s, '.1f'):>7} {f(r.p50_ms, '.1f'):>7}"
+            f" {f(r.peak_rss_mb, '.0f'):>7} {f(r.cpu_s, '.1f'):>7}"
+            f" {f(r.cpu_s / r.rows * 1e6 if r.rows else 0, '.0f'):>7} {f(r.p50_ms, '.1f'):>7}"
             f" {f(r.p99_ms, '.1f'):>7} {f(r.max_ms, '.1f'):>7} {f(r.vis_p50_ms, '.1f'):>7}"
             f" {f(r.vis_p99_ms, '.1f'):>7}"
         )
+    lines.append(
+        "CPU s/M: the connector's CPU seconds per million rows (all its threads), the per-core"
+        " figure: 1,000,000 / (CPU s/M) rows/s is what one core would carry"
+    )
     if any(r.vis_p99_ms is not None for r in results):
         lines.append(
             "p50/p99/max ms: broker append time - commit time; vis p50/p99: time a live"
@@ -1093,13 +1210,14 @@ def table(results: list[Result]) -> str:
     for w in sorted({r.workload for r in results}):
         ours, dbz = by.get((w, "binlog-tailer")), by.get((w, "Debezium"))
         eos = by.get((w, "binlog-tailer (exactly-once)"))
-        if ours and dbz and dbz.rows_per_s and w != "latency":
+        lat = w.startswith("latency")
+        if ours and dbz and dbz.rows_per_s and not lat:
             lines.append(
                 f"{w}: ours / Debezium throughput = {ours.rows_per_s / dbz.rows_per_s:.2f}"
             )
-        if ours and dbz and w == "latency" and dbz.p99_ms:
+        if ours and dbz and lat and dbz.p99_ms:
             lines.append(f"{w}: ours / Debezium p99 = {ours.p99_ms / dbz.p99_ms:.2f}")
-        if ours and eos and w != "latency" and ours.rows_per_s:
+        if ours and eos and not lat and ours.rows_per_s:
             lines.append(
                 f"{w}: exactly-once / at-least-once throughput ="
                 f" {eos.rows_per_s / ours.rows_per_s:.2f}, CPU = {eos.cpu_s / ours.cpu_s:.2f},"
@@ -1111,12 +1229,12 @@ def table(results: list[Result]) -> str:
                 )
             )
         for relay in (r for r in results if r.workload == w and "(relay" in r.connector):
-            if ours and w != "latency" and ours.rows_per_s:
+            if ours and not lat and ours.rows_per_s:
                 lines.append(
                     f"{w}: {relay.connector} / binlog-tailer throughput ="
                     f" {relay.rows_per_s / ours.rows_per_s:.2f}"
                 )
-            if ours and w == "latency" and relay.p99_ms is not None:
+            if ours and lat and relay.p99_ms is not None:
                 lines.append(
                     f"{w}: {relay.connector} p50 / p99 / max {relay.p50_ms:.1f} /"
                     f" {relay.p99_ms:.1f} / {relay.max_ms:.1f} ms, binlog-tailer"
@@ -1128,7 +1246,7 @@ def table(results: list[Result]) -> str:
                         else ""
                     )
                 )
-        if ours and eos and w == "latency" and ours.vis_p99_ms:
+        if ours and eos and lat and ours.vis_p99_ms:
             lines.append(
                 f"{w}: exactly-once / at-least-once p99 (visible, read_committed) ="
                 f" {eos.vis_p99_ms or 0:.1f} / {ours.vis_p99_ms:.1f} ms ="
@@ -1142,7 +1260,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="binlog-tailer vs Debezium on the local stack")
     p.add_argument("--rows", type=int, default=200_000, help="rows per catch-up workload")
     p.add_argument("--workloads", default="catchup-1,catchup-100,latency")
-    p.add_argument("--latency-rate", type=int, default=2000, help="offered rows/s")
+    p.add_argument(
+        "--latency-rate",
+        default="2000",
+        help="offered rows/s, comma-separated, a run each (the first is workload 'latency',"
+        " the others 'latency@RATE')",
+    )
     p.add_argument("--latency-seconds", type=float, default=60.0)
     p.add_argument("--no-debezium", action="store_true", help="measure binlog-tailer only")
     p.add_argument(
@@ -1171,6 +1294,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         raise SystemExit("--relay-poll-ms: milliseconds, comma-separated (e.g. 100,20,5)") from None
     relays: list[int | None] = [] if args.no_relay else (list(polls) or [None])
+    try:
+        rates = [int(v) for v in args.latency_rate.split(",") if v]
+    except ValueError:
+        raise SystemExit("--latency-rate: rows/s, comma-separated (e.g. 2000,20000)") from None
     with_dbz = not args.no_debezium
     if with_dbz and not env.debezium_jars:
         raise SystemExit("BT_DEBEZIUM_JARS is not set: run this through scripts/bench")
@@ -1184,24 +1311,29 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     try:
         for w in args.workloads.split(","):
-            if w.startswith("catchup-"):
-                per_txn = int(w.split("-")[1])
+            kind, _, per = w.partition("-")
+            if kind in ("catchup", "large") and per.isdigit():
+                rows = args.rows if kind == "catchup" else max(1, args.rows // 10)
                 results += catchup(
-                    env, run, workdir, args.rows, per_txn, with_dbz, deliveries, relays
+                    env, run, workdir, rows, int(per), with_dbz, deliveries, relays, kind
                 )
+            elif kind in DATA_TABLES and per.isdigit():
+                results += catchup_table(env, run, workdir, kind, args.rows, int(per), with_dbz)
             elif w == "snapshot":
                 results += snapshot(env, run, workdir, args.rows, with_dbz)
             elif w == "latency":
-                results += latency(
-                    env,
-                    run,
-                    workdir,
-                    args.latency_rate,
-                    args.latency_seconds,
-                    with_dbz,
-                    deliveries,
-                    relays,
-                )
+                for i, rate in enumerate(rates):
+                    results += latency(
+                        env,
+                        run,
+                        workdir,
+                        rate,
+                        args.latency_seconds,
+                        with_dbz,
+                        deliveries,
+                        relays if i == 0 else [],
+                        "latency" if i == 0 else f"latency@{rate}",
+                    )
             else:
                 raise SystemExit(f"unknown workload {w!r}")
     finally:

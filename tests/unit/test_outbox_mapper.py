@@ -5,6 +5,8 @@ import json
 import uuid
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pymysqlreplication.constants import FIELD_TYPE
 
 from binlog_tailer.errors import BadRecord, MappingError
@@ -150,3 +152,65 @@ def test_outbox_settings_become_the_mapper_options():
         assert getattr(options, f.name) == (tuple(value) if isinstance(value, list) else value)
         assert getattr(options, f.name) != f.default, f"{f.name}: set a non-default above"
     assert outbox_options(OutboxSettings()) == OutboxOptions()  # the same defaults
+
+
+_JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+_JSON_VALUES = st.recursive(
+    _JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _std_json_accepts(payload: bytes) -> bool:
+    try:
+        json.loads(payload)
+    except ValueError:
+        return False
+    return True
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        _JSON_VALUES.map(lambda v: json.dumps(v).encode()),  # NaN, Infinity, big integers too
+        _JSON_VALUES.map(lambda v: json.dumps(v, ensure_ascii=False).encode("utf-16")),
+        st.binary(max_size=40),
+        st.text(max_size=40).map(lambda t: t.encode("utf-8", "surrogatepass")),
+        st.sampled_from([b"\xef\xbb\xbf{}", b'"\\ud800"', b"[1e400]", b"NaN", b" 1 ", b"{oops"]),
+    )
+)
+def test_a_text_payload_is_refused_exactly_when_the_standard_json_parser_refuses_it(payload):
+    """The fast check (orjson) decides only what it accepts; anything it refuses is decided by
+    json.loads, so the accepted set is json.loads's, no more and no less."""
+    mapper = OutboxMapper(OutboxOptions())
+    values = row(payload=payload)
+    if _std_json_accepts(payload):
+        (rec,) = mapper.map(insert(values, schema=SCHEMA))
+        assert rec.value == payload
+    else:
+        with pytest.raises(BadRecord) as info:
+            mapper.map(insert(values, schema=SCHEMA))
+        assert info.value.reason == "invalid_json"
+        assert info.value.original == payload
+
+
+def test_the_envelope_keeps_every_digit_of_a_big_integer_in_the_payload():
+    big = b'{"n": 123456789012345678901234567890}'
+    mapper = OutboxMapper(OutboxOptions(envelope=True))
+    (rec,) = mapper.map(insert(row(payload=big), schema=SCHEMA))
+    assert json.loads(rec.value)["payload"] == {"n": 123456789012345678901234567890}
+
+
+def test_a_topic_remembered_for_one_table_is_not_used_for_another():
+    mapper = OutboxMapper(OutboxOptions(topic_template="{db}.{table}.{aggregate_type}"))
+    other = dataclasses.replace(SCHEMA, db="crm")
+    (a,) = mapper.map(insert(row(), schema=SCHEMA))
+    (b,) = mapper.map(insert(row(), schema=other))
+    (c,) = mapper.map(insert(row(), schema=SCHEMA))
+    assert (a.topic, b.topic, c.topic) == ("shop.outbox.order", "crm.outbox.order", a.topic)
+    with pytest.raises(BadRecord) as info:  # a refused topic is refused again, not remembered
+        mapper.map(insert(row(aggregate_type="a b"), schema=SCHEMA))
+    with pytest.raises(BadRecord):
+        mapper.map(insert(row(aggregate_type="a b"), schema=SCHEMA))
+    assert info.value.reason == "invalid_topic"
