@@ -1,9 +1,17 @@
 import datetime as dt
 import decimal
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pymysqlreplication.constants import FIELD_TYPE
 
-from binlog_tailer.mapping.encode import RowEncoder, converter_for, dumps
+from binlog_tailer.mapping.encode import (
+    RowEncoder,
+    converter_for,
+    dumps,
+    dumps_floatless,
+    holds_no_float,
+)
 from binlog_tailer.model import Column, TableSchema
 
 
@@ -72,3 +80,39 @@ def test_row_encoder_keeps_nulls_and_column_order():
 
 def test_dumps_is_compact_utf8():
     assert dumps({"k": "한"}) == '{"k":"한"}'.encode()
+
+
+_NO_FLOAT_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)  # beyond 64 bits: orjson refuses them
+    | st.text()
+    | st.decimals(allow_nan=False, allow_infinity=False)  # JSON values' Decimals: refused too
+)
+_NO_FLOAT_VALUES = st.recursive(
+    _NO_FLOAT_SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=16,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_NO_FLOAT_VALUES)
+def test_the_fast_writer_writes_the_same_bytes_as_the_standard_one_where_no_float_is(value):
+    assert dumps_floatless(value) == dumps(value)
+
+
+def test_tables_whose_rows_may_hold_floats_are_never_written_by_the_fast_writer():
+    def schema(*columns):
+        return TableSchema("d", "t", columns, ())
+
+    assert holds_no_float(schema(Column("a", FIELD_TYPE.LONG), Column("b", FIELD_TYPE.VARCHAR)))
+    for column in (
+        Column("f", FIELD_TYPE.FLOAT),
+        Column("f", FIELD_TYPE.DOUBLE),
+        Column("j", FIELD_TYPE.JSON),
+        Column("j", FIELD_TYPE.BLOB, is_json=True),  # MariaDB JSON
+    ):
+        assert not holds_no_float(schema(Column("a", FIELD_TYPE.LONG), column))
+    # why: the two write some floats differently
+    assert dumps([1e-05]) == b"[1e-05]" != dumps_floatless([1e-05])

@@ -77,3 +77,14 @@ def test_an_update_of_the_primary_key_is_a_delete_and_a_create(tombstones):
     delete, create = json.loads(records[0].value), json.loads(records[-1].value)
     assert delete["before"]["b"] == 2 and delete["after"] is None
     assert create["before"] is None and create["after"]["b"] == 3
+
+
+def test_a_table_with_a_double_column_is_written_as_the_standard_library_writes_floats():
+    schema = TableSchema(
+        "shop", "m", (Column("id", FIELD_TYPE.LONG), Column("x", FIELD_TYPE.DOUBLE)), ("id",)
+    )
+    mapper = EnvelopeMapper(EnvelopeOptions())
+    (rec,) = mapper.map(change("c", None, {"id": 1, "x": 1e-05}, schema))
+    assert b'"x":1e-05' in rec.value
+    (rec,) = mapper.map(change("c", None, {"id": 2, "v": "é", "a": 1, "b": 2}, SCHEMA))
+    assert b'"v":"\xc3\xa9"' in rec.value and rec.key == b'{"a":1,"b":2}'
