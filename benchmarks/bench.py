@@ -1,4 +1,4 @@
-"""End-to-end benchmark: binlog-tailer and Debezium, same MariaDB, same Kafka, same rows.
+"""End-to-end benchmark: binlog-tailer and Debezium, same server, same Kafka, same rows.
 
 Workloads (outbox-shaped rows of about 300 bytes, loaded *before* the connector starts):
 
@@ -8,8 +8,11 @@ Workloads (outbox-shaped rows of about 300 bytes, loaded *before* the connector 
   CPU seconds per million rows (the per-core figure).
 - ``large-K``: outbox rows with 20 kB JSON payloads (N / 10 of them), K per transaction.
 - ``data-K`` and ``wide-K``: a data table's inserts, K per transaction, published with the
-  envelope (Debezium: its MariaDB connector on that table, no outbox router); ``data`` rows are
+  envelope (Debezium: its connector on that table, no outbox router); ``data`` rows are
   about the outbox row's size, ``wide`` rows have 30 columns of mixed types.
+- ``catchup-500000`` with ``--rows 500000``: one transaction of 500,000 rows (several INSERT
+  statements between BEGIN and COMMIT). ``--curve SECONDS`` samples every outbox catch-up's
+  throughput and memory that often and prints the curves (``benchmarks/curves.md``).
 - ``latency``: a fixed offered load (single-row transactions) while the connector runs
   (``--latency-rate 2000,20000``: a run per rate, the second named ``latency@20000``);
   latency = broker append time (a LogAppendTime topic) - commit time (``created_at``
@@ -35,9 +38,10 @@ Its latency joins each record to the ``created_at`` the relay publishes as a hea
 are deleted once published, so the table cannot be asked afterwards). ``--relay-poll-ms``
 runs it once per ``relay.poll_interval_ms``; ``--no-relay`` leaves it out.
 
-binlog-tailer runs in outbox mode; Debezium runs its MariaDB connector with its outbox
-EventRouter (Kafka Connect standalone, JSON converter without schemas). One connector runs at
-a time. Prints a table and writes every figure, with versions, to a JSON file.
+binlog-tailer runs in outbox mode; Debezium runs its MariaDB connector (its MySQL connector on
+MySQL) with its outbox EventRouter (Kafka Connect standalone, JSON converter without schemas).
+One connector runs at a time. Prints a table and writes every figure, with versions, to a JSON
+file.
 """
 
 from __future__ import annotations
@@ -144,6 +148,8 @@ def load(env: Env, db: str, rows: int, per_txn: int, pad: str = PAD) -> tuple[fl
     start = time.monotonic()
     last = ""
     per_trip = max(1, 150_000 // (len(pad) + 130))  # ~500 rows of 300 bytes per round trip
+    if per_txn > per_trip:
+        return load_large_transactions(env, db, rows, per_txn, per_trip, pad)
     with env.admin(db) as c, c.cursor() as cur:
         done = 0
         while done < rows:
@@ -159,6 +165,27 @@ def load(env: Env, db: str, rows: int, per_txn: int, pad: str = PAD) -> tuple[fl
             cur.execute(";".join(statements))
             while cur.nextset():
                 pass
+    return rows / (time.monotonic() - start), last
+
+
+def load_large_transactions(
+    env: Env, db: str, rows: int, per_txn: int, per_trip: int, pad: str
+) -> tuple[float, str]:
+    """`load` for transactions of more rows than a round trip takes: each transaction is
+    several INSERT statements between BEGIN and COMMIT."""
+    start = time.monotonic()
+    last = ""
+    with env.admin(db) as c, c.cursor() as cur:
+        done = 0
+        while done < rows:
+            cur.execute("BEGIN")
+            end = min(rows, done + per_txn)
+            while done < end:
+                ids = [new_event_id() for _ in range(min(per_trip, end - done))]
+                cur.execute(insert_sql(ids, done, pad))
+                last = ids[-1]
+                done += len(ids)
+            cur.execute("COMMIT")
     return rows / (time.monotonic() - start), last
 
 
@@ -274,14 +301,18 @@ class TopicWatch:
         timeout: float,
         proc: subprocess.Popen | None = None,
         last_id: str | None = None,
+        on_tick: Callable[[int, float], None] | None = None,
     ):
-        """(time of the first record, time when n records are there), by polling end offsets."""
+        """(time of the first record, time when n records are there), by polling end offsets;
+        `on_tick(records, now)` at each poll."""
         first = None
         deadline = time.monotonic() + timeout
         while True:
             lo, hi = self.offsets()
             have = hi - lo
             now = time.monotonic()
+            if on_tick is not None:
+                on_tick(have, now)
             if have and first is None:
                 first = now
             if have >= n and (
@@ -573,6 +604,13 @@ transforms.outbox.table.fields.additional.placement=event_type:header:event_type
 """
 
 
+def connector_class(env: Env) -> str:
+    """Debezium's connector for the server: its MariaDB connector, or its MySQL one."""
+    if is_mariadb(env):
+        return "io.debezium.connector.mariadb.MariaDbConnector"
+    return "io.debezium.connector.mysql.MySqlConnector"
+
+
 class Debezium:
     name = "Debezium"
     id_header = "id"
@@ -616,7 +654,7 @@ listeners=http://127.0.0.1:{port}
         )
         (workdir / f"connector-{db}.properties").write_text(
             f"""name=bench-{db}
-connector.class=io.debezium.connector.mariadb.MariaDbConnector
+connector.class={connector_class(env)}
 tasks.max=1
 database.hostname=127.0.0.1
 database.port={env.mysql_port}
@@ -624,6 +662,7 @@ database.user={env.admin_user}
 database.password={env.admin_password}
 database.server.id={8000 + os.getpid() % 1000}
 database.ssl.mode=disable
+driver.allowPublicKeyRetrieval=true
 topic.prefix={topic_prefix}dbz
 database.include.list={db}
 include.schema.changes=false
@@ -717,15 +756,69 @@ def new_db(env: Env, run: str, name: str, relay: bool = False) -> str:
     return db
 
 
+class Curve:
+    """Throughput and memory of a running connector, sampled every `every` seconds: rows/s
+    over each interval, resident and peak memory (MB)."""
+
+    def __init__(self, conn: Any, t0: float, every: float) -> None:
+        self.conn, self.t0, self.every = conn, t0, every
+        self.points: list[dict[str, float]] = []
+        self._last = (t0, 0)
+
+    def tick(self, records: int, now: float) -> None:
+        if now - self._last[0] < self.every:
+            return
+        with contextlib.suppress(OSError, StopIteration):
+            status = Path(f"/proc/{self.conn.pid()}/status").read_text().splitlines()
+            kb = {line.split(":")[0]: int(line.split()[1]) for line in status if "kB" in line}
+            self.points.append(
+                {
+                    "s": round(now - self.t0, 1),
+                    "rows": records,
+                    "rows_per_s": round((records - self._last[1]) / (now - self._last[0])),
+                    "rss_mb": round(kb["VmRSS"] / 1024, 1),
+                    "peak_rss_mb": round(kb["VmHWM"] / 1024, 1),
+                }
+            )
+        self._last = (now, records)
+
+
+def curve_table(r: Result) -> str:
+    lines = [
+        f"{r.workload}, {r.connector}: every {r.extra['curve_every']:g} s",
+        f"{'s':>7} {'rows':>10} {'rows/s':>9} {'RSS MB':>7} {'peak MB':>8}",
+    ]
+    lines += [
+        f"{p['s']:>7.1f} {p['rows']:>10,} {p['rows_per_s']:>9,} {p['rss_mb']:>7.1f}"
+        f" {p['peak_rss_mb']:>8.1f}"
+        for p in r.extra["curve"]
+    ]
+    return "\n".join(lines)
+
+
 def timed_run(
-    env: Env, name: str, conn: Any, rows: int, start: tuple[str, int], last_id: str | None = None
+    env: Env,
+    name: str,
+    conn: Any,
+    rows: int,
+    start: tuple[str, int],
+    last_id: str | None = None,
+    curve_every: float = 0.0,
 ) -> Result:
-    """Start `conn` at `start` and time it until `rows` records are in its topic."""
+    """Start `conn` at `start` and time it until `rows` records are in its topic;
+    `curve_every`: sample a Curve that often."""
     watch = TopicWatch(env, conn.topic, conn.transactional, conn.id_header)
     cpu0 = stack_cpu()
     t0 = time.monotonic()
     conn.start(start)
-    first, last = watch.wait(rows, timeout=1800, proc=conn.proc, last_id=last_id)
+    curve = Curve(conn, t0, curve_every) if curve_every else None
+    first, last = watch.wait(
+        rows,
+        timeout=1800,
+        proc=conn.proc,
+        last_id=last_id,
+        on_tick=curve.tick if curve is not None else None,
+    )
     figures = proc_figures(conn.pid())
     cpu = {k: round(v - cpu0[k], 2) for k, v in stack_cpu().items() if k in cpu0}
     conn.stop()
@@ -741,6 +834,8 @@ def timed_run(
         **figures,
     )
     r.extra |= {"topic": conn.topic, **cpu}
+    if curve is not None:
+        r.extra |= {"curve": curve.points, "curve_every": curve_every}
     log(f"{name}: {conn.name} {r.rows_per_s:,.0f} rows/s ({r.seconds:.1f} s)")
     return r
 
@@ -755,6 +850,7 @@ def catchup(
     deliveries: list[str],
     relays: list[int | None],
     kind: str = "catchup",
+    curve_every: float = 0.0,
 ) -> list[Result]:
     """Outbox rows: `kind` catchup (300-byte rows) or large (20 kB JSON payloads)."""
     name = f"{kind}-{per_txn}"
@@ -777,7 +873,7 @@ def catchup(
     results = []
     for conn in connectors:
         log(f"{name}: {conn.name} catching up")
-        r = timed_run(env, name, conn, rows, start_pos, last_id)
+        r = timed_run(env, name, conn, rows, start_pos, last_id, curve_every)
         if conn.transactional:
             r.extra["settings"] = eos_settings()
         results.append(r)
@@ -1283,6 +1379,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the relay's relay.poll_interval_ms, comma-separated, each a run of its own"
         " (default: the product's default, one run)",
     )
+    p.add_argument(
+        "--curve",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="sample each outbox catch-up's throughput and memory this often; print them",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "bench-results")
     args = p.parse_args(argv)
     env = Env()
@@ -1301,10 +1404,6 @@ def main(argv: list[str] | None = None) -> int:
     with_dbz = not args.no_debezium
     if with_dbz and not env.debezium_jars:
         raise SystemExit("BT_DEBEZIUM_JARS is not set: run this through scripts/bench")
-    if with_dbz and not is_mariadb(env):
-        raise SystemExit(
-            "the Debezium side runs its MariaDB connector only: on MySQL, pass --no-debezium"
-        )
     run = uuid.uuid4().hex[:6]
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     log(f"run {run}; work directory {workdir}")
@@ -1315,8 +1414,9 @@ def main(argv: list[str] | None = None) -> int:
             if kind in ("catchup", "large") and per.isdigit():
                 rows = args.rows if kind == "catchup" else max(1, args.rows // 10)
                 results += catchup(
-                    env, run, workdir, rows, int(per), with_dbz, deliveries, relays, kind
-                )
+                    env, run, workdir, rows, int(per), with_dbz, deliveries, relays, kind,
+                    args.curve,
+                )  # fmt: skip
             elif kind in DATA_TABLES and per.isdigit():
                 results += catchup_table(env, run, workdir, kind, args.rows, int(per), with_dbz)
             elif w == "snapshot":
@@ -1340,6 +1440,9 @@ def main(argv: list[str] | None = None) -> int:
         kill_leftovers()
     info = versions(env)
     print("\n" + table(results))
+    for r in results:
+        if r.extra.get("curve"):
+            print("\n" + curve_table(r))
     print("\n" + ", ".join(f"{k} {v}" for k, v in info.items()))
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"

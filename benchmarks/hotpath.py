@@ -1,9 +1,10 @@
 """The hot path alone, replayed: CPU microseconds per row, stage by stage, without the noise
 of a server streaming and a machine shared with it.
 
-It loads outbox rows (or data-table rows) into the local server, captures the binlog packets
-the server sends for them once, then runs the real wiring (``service.build``: source, snapshot
-interleaver, mapper, publisher, checkpoint store) over the captured packets, in stages:
+It loads outbox rows (or a data table's rows, ``--table data|wide``) into the local server,
+captures the binlog packets the server sends for them once, then runs the real wiring
+(``service.build``: source, snapshot interleaver, mapper, publisher, checkpoint store) over the
+captured packets, in stages:
 
 - ``decode``: the binlog source alone (event framing, checksums, row decoding);
 - ``map``: the source and the mapper (records built, nothing sent);
@@ -32,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench import Env, is_mariadb, load, master_position
+from benchmarks.bench import Env, is_mariadb, load, load_table, master_position
 from binlog_tailer import service
 from binlog_tailer.binlog.protocol import BinlogConnection
 from binlog_tailer.checkpoint.file import FileCheckpointStore
@@ -183,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--rows", type=int, default=50_000)
     p.add_argument("--per-txn", type=int, default=1)
+    p.add_argument(
+        "--table",
+        default="outbox",
+        choices=["outbox", "data", "wide"],
+        help="outbox rows, or a data table of the bench's (published with the envelope)",
+    )
     p.add_argument("--stages", default="decode,map,full")
     p.add_argument(
         "--repeat", type=int, default=3, help="runs of each stage (the fastest is the figure)"
@@ -193,13 +200,21 @@ def main(argv: list[str] | None = None) -> int:
     with env.admin() as c, c.cursor() as cur:
         cur.execute(f"CREATE DATABASE {db}")
         cur.execute(f"USE {db}")
-        cur.execute(outbox_ddl())
+        if args.table == "outbox":
+            cur.execute(outbox_ddl())
     file, pos = master_position(env)
-    load(env, db, args.rows, args.per_txn)
+    if args.table == "outbox":
+        load(env, db, args.rows, args.per_txn)
+        captured: dict[str, Any] = {
+            "outbox": {"tables": [f"{db}.outbox"], "topic_template": f"{db}.{{aggregate_type}}"}
+        }
+    else:
+        load_table(env, db, args.table, args.rows, args.per_txn)
+        captured = {"capture": {"include": [f"{db}.t"], "topic_prefix": "hotpath"}}
     end = master_position(env)
     start = BinlogPosition(file, pos)
     settings = load_settings(
-        outbox={"tables": [f"{db}.outbox"], "topic_template": f"{db}.{{aggregate_type}}"},
+        **captured,
         log_level="WARNING",
         http={"enabled": False},
         snapshot={"signal_topic": ""},
