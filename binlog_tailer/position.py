@@ -12,6 +12,7 @@ a transaction.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import struct
 from dataclasses import dataclass, field
@@ -78,7 +79,18 @@ class MysqlGtidSet:
     def with_gtid(self, uuid: str, gno: int, tag: str | None = None) -> MysqlGtidSet:
         """The set plus ``uuid[:tag]:gno``; `uuid` may also be a whole TSID (``uuid:tag``)."""
         tsid = _tsid(uuid, tag)
-        d = {t: list(iv) for t, iv in self.sets}
+        sets = self.sets
+        for i, (t, iv) in enumerate(sets):
+            if t != tsid:
+                continue
+            # Called at every commit: the next GTID of a source extends its last interval.
+            lo, hi = iv[-1]
+            if lo <= gno <= hi:
+                return self
+            if gno == hi + 1:
+                return MysqlGtidSet((*sets[:i], (t, (*iv[:-1], (lo, gno))), *sets[i + 1 :]))
+            break
+        d = {t: list(iv) for t, iv in sets}
         d.setdefault(tsid, []).append((gno, gno))
         return MysqlGtidSet(tuple((t, _merge(iv)) for t, iv in sorted(d.items())))
 
@@ -185,6 +197,7 @@ def _uuid_text(uuid: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+@functools.lru_cache(maxsize=1024)  # every commit names its source's uuid
 def _tsid(uuid: str, tag: str | None) -> str:
     """The TSID key ``uuid`` / ``uuid:tag``, normalised the way MySQL does (lowercase)."""
     uuid, _, tsid_tag = uuid.partition(":")

@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pymysqlreplication.gtid import GtidSet
 
 from binlog_tailer.errors import ConfigError
@@ -201,3 +203,16 @@ def test_mysql_gtid_set_decode_checks_intervals():
     assert MysqlGtidSet.decode(one) == MysqlGtidSet.parse(f"{U1}:3-4")
     with pytest.raises(ValueError, match="bad GTID interval"):
         MysqlGtidSet.decode(one[:-8] + (3).to_bytes(8, "little"))  # [3, 3): empty
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from([U1, U2, f"{U1}:tag_a"]), st.integers(1, 40)), max_size=60)
+)
+def test_a_gtid_set_grown_one_gtid_at_a_time_equals_the_set_parsed_whole(gtids):
+    """The fast path of with_gtid (the next GTID of a source extends its last interval) gives
+    what parsing all of them at once gives, in any order, with repeats."""
+    grown = MysqlGtidSet()
+    for tsid, gno in gtids:
+        grown = grown.with_gtid(tsid, gno)
+    assert grown == MysqlGtidSet.parse(",".join(f"{t}:{n}" for t, n in gtids))
