@@ -66,7 +66,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import confluent_kafka
 import pymysql
@@ -79,6 +79,7 @@ from binlog_tailer.outbox import new_event_id, outbox_ddl
 from binlog_tailer.server import latest_position, server_info
 
 ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 PAD = "x" * 170  # makes a row about 300 bytes in the binlog
 LARGE_PAD = "y" * 20_000  # the large-row workload: 20 kB JSON payloads
 
@@ -840,6 +841,24 @@ def timed_run(
     return r
 
 
+def load_behind(
+    env: Env, name: str, connectors: list[Any], dbz: Debezium | None, what: str,
+    loader: Callable[[], T],
+) -> tuple[tuple[str, int], tuple[str, int], T]:  # fmt: skip
+    """Create the topics of `connectors` (Debezium joins them), prime Debezium's offset, then
+    load: the binlog positions before and after the load, and what `loader` returned."""
+    if dbz is not None:
+        connectors.append(dbz)
+    create_topics(env, [c.topic for c in connectors])
+    start_pos = master_position(env)
+    if dbz is not None:
+        log(f"{name}: priming Debezium's offset before the load")
+        dbz.prime()
+    log(f"{name}: loading {what}")
+    loaded = loader()
+    return start_pos, master_position(env), loaded
+
+
 def catchup(
     env: Env,
     run: str,
@@ -859,16 +878,10 @@ def catchup(
     prefix = f"bench{run}{kind}{per_txn}"
     connectors: list[Any] = [Ours(env, db, prefix, workdir, d) for d in deliveries]
     dbz = Debezium(env, db, prefix, workdir) if with_dbz else None
-    if dbz is not None:
-        connectors.append(dbz)
-    create_topics(env, [c.topic for c in connectors])
-    start_pos = master_position(env)
-    if dbz is not None:
-        log(f"{name}: priming Debezium's offset before the load")
-        dbz.prime()
-    log(f"{name}: loading {rows} rows, {per_txn} per transaction")
-    load_rate, last_id = load(env, db, rows, per_txn, pad)
-    end_pos = master_position(env)
+    start_pos, end_pos, (load_rate, last_id) = load_behind(
+        env, name, connectors, dbz, f"{rows} rows, {per_txn} per transaction",
+        lambda: load(env, db, rows, per_txn, pad),
+    )  # fmt: skip
     log(f"{name}: loaded at {load_rate:,.0f} rows/s; binlog {start_pos} -> {end_pos}")
     results = []
     for conn in connectors:
@@ -974,16 +987,10 @@ def catchup_table(
     prefix = f"bench{run}{kind}{per_txn}"
     connectors: list[Any] = [OursData(env, db, prefix, workdir, "t")]
     dbz = Debezium(env, db, prefix, workdir, table="t", snapshot=False) if with_dbz else None
-    if dbz is not None:
-        connectors.append(dbz)
-    create_topics(env, [c.topic for c in connectors])
-    start_pos = master_position(env)
-    if dbz is not None:
-        log(f"{name}: priming Debezium's offset before the load")
-        dbz.prime()
-    log(f"{name}: loading {rows} rows into {db}.t, {per_txn} per transaction")
-    load_rate = load_table(env, db, kind, rows, per_txn)
-    end_pos = master_position(env)
+    start_pos, end_pos, load_rate = load_behind(
+        env, name, connectors, dbz, f"{rows} rows into {db}.t, {per_txn} per transaction",
+        lambda: load_table(env, db, kind, rows, per_txn),
+    )  # fmt: skip
     log(f"{name}: loaded at {load_rate:,.0f} rows/s; binlog {start_pos} -> {end_pos}")
     results = []
     for conn in connectors:
