@@ -186,7 +186,10 @@ def dumps_floatless(obj: Any) -> bytes:
     use it where one may be.) What orjson refuses (a Decimal, an integer beyond 64 bits)
     goes to `dumps`."""
     try:
-        return orjson.dumps(obj)
+        # Copied into a bytes object of its own size: orjson's holds the whole buffer it wrote
+        # into (4 kB for a 300-byte value, twice a large one), and a record waiting for Kafka
+        # keeps its value alive (50,000 small records: 197 MB instead of 16).
+        return bytes(memoryview(orjson.dumps(obj)))
     except TypeError:
         return dumps(obj)
 

@@ -1,6 +1,8 @@
 import datetime as dt
 import decimal
+import tracemalloc
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pymysqlreplication.constants import FIELD_TYPE
@@ -116,3 +118,21 @@ def test_tables_whose_rows_may_hold_floats_are_never_written_by_the_fast_writer(
         assert not holds_no_float(schema(Column("a", FIELD_TYPE.LONG), column))
     # why: the two write some floats differently
     assert dumps([1e-05]) == b"[1e-05]" != dumps_floatless([1e-05])
+
+
+@pytest.mark.parametrize("body", ["x" * 170, "y" * 200_000])
+def test_a_written_value_holds_no_more_memory_than_its_bytes(body):
+    """Records waiting for Kafka keep their values alive: a value must not hold the buffer it
+    was written into (orjson's is 4 kB for a small value, up to twice a large one), or the
+    memory bound under a slow Kafka breaks (tests/integration/test_slow_kafka.py)."""
+    values = [{"id": i, "body": body} for i in range(200)]
+    for write in (dumps_floatless, dumps):
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            kept = [write(v) for v in values]
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        written = sum(map(len, kept))
+        assert held < written * 1.5 + 100 * len(kept), (write.__name__, held, written)
