@@ -156,7 +156,7 @@ class OutboxMapper:
         self._allowed = frozenset(options.allowed_topics)
         # tables whose shape was checked -> whether the payload column is a MySQL JSON column
         self._checked: dict[TableSchema, bool] = {}
-        self._topics: dict[tuple[str, str, TableSchema], str | None] = {}
+        self._topics: dict[tuple[str, str, TableSchema], tuple[str, bool]] = {}
         self.updates_seen = 0
 
     def _check_shape(self, schema: TableSchema) -> bool:
@@ -211,12 +211,8 @@ class OutboxMapper:
                 parsed = _parse_json(payload, event_id)
             else:
                 _check_json(payload, event_id)
-        topic = self._topic(aggregate_type, event_type, schema)
-        if topic is None:
-            topic = self.o.topic_template.format(
-                aggregate_type=aggregate_type, event_type=event_type, db=schema.db,
-                table=schema.table,
-            )  # fmt: skip
+        topic, allowed = self._topic(aggregate_type, event_type, schema)
+        if not allowed:
             raise _bad_topic(topic, payload, event_id)
         key_value = row.get(o.shard_key_column) if o.shard_key_column else None
         key = (_text(key_value) or aggregate_id).encode("utf-8")
@@ -238,22 +234,22 @@ class OutboxMapper:
             headers += self.transactions.headers(change)
         return [Record(topic, key, value, headers, ts or change.ts_ms or None)]
 
-    def _topic(self, aggregate_type: str, event_type: str, schema: TableSchema) -> str | None:
-        """The event's topic; None when it is not a valid or allowed one. Remembered for each
+    def _topic(self, aggregate_type: str, event_type: str, schema: TableSchema) -> tuple[str, bool]:
+        """The event's topic, and whether it is a valid and allowed one. Remembered for each
         (aggregate type, event type, table): formatting and checking it cost more than the
         lookup."""
         key = (aggregate_type, event_type, schema)
-        topic = self._topics.get(key, "")
-        if topic != "":
-            return topic
+        known = self._topics.get(key)
+        if known is not None:
+            return known
         topic = self.o.topic_template.format(
             aggregate_type=aggregate_type, event_type=event_type, db=schema.db, table=schema.table
         )
-        ok = _TOPIC_NAME.match(topic) and (not self._allowed or topic in self._allowed)
+        allowed = bool(_TOPIC_NAME.match(topic)) and (not self._allowed or topic in self._allowed)
         if len(self._topics) > SCHEMA_CACHE_LIMIT:
             self._topics.clear()
-        self._topics[key] = topic if ok else None
-        return topic if ok else None
+        self._topics[key] = (topic, allowed)
+        return topic, allowed
 
     def _headers(
         self, change: RowChange, row: dict[str, Any], event_id: str | None, event_type: str,
