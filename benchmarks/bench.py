@@ -605,9 +605,9 @@ transforms.outbox.table.fields.additional.placement=event_type:header:event_type
 """
 
 
-def connector_class(env: Env) -> str:
+def connector_class(mariadb: bool) -> str:
     """Debezium's connector for the server: its MariaDB connector, or its MySQL one."""
-    if is_mariadb(env):
+    if mariadb:
         return "io.debezium.connector.mariadb.MariaDbConnector"
     return "io.debezium.connector.mysql.MySqlConnector"
 
@@ -641,6 +641,13 @@ class Debezium:
                 f"table.include.list={db}.outbox\nsnapshot.mode=no_data\n"
                 + OUTBOX_SMT.format(prefix=topic_prefix)
             )
+        self._write_config(topic_prefix, captured)
+        self.proc: subprocess.Popen | None = None
+
+    def _write_config(self, topic_prefix: str, captured: str) -> None:
+        """The Connect worker's, the connector's and the logging's properties files."""
+        env, db, workdir = self.env, self.db, self.workdir
+        mariadb = is_mariadb(env)
         port = free_port()
         (workdir / f"worker-{db}.properties").write_text(
             f"""bootstrap.servers={env.bootstrap}
@@ -655,14 +662,14 @@ listeners=http://127.0.0.1:{port}
         )
         (workdir / f"connector-{db}.properties").write_text(
             f"""name=bench-{db}
-connector.class={connector_class(env)}
+connector.class={connector_class(mariadb)}
 tasks.max=1
 database.hostname=127.0.0.1
 database.port={env.mysql_port}
 database.user={env.admin_user}
 database.password={env.admin_password}
 database.server.id={8000 + os.getpid() % 1000}
-database.ssl.mode={"disable" if is_mariadb(env) else "disabled"}
+database.ssl.mode={"disable" if mariadb else "disabled"}
 driver.allowPublicKeyRetrieval=true
 topic.prefix={topic_prefix}dbz
 database.include.list={db}
@@ -682,7 +689,6 @@ rootLogger.level=INFO
 rootLogger.appenderRef.file.ref=file
 """
         )
-        self.proc: subprocess.Popen | None = None
 
     def start(self, position: tuple[str, int] | None = None) -> None:
         cmd = [
@@ -797,6 +803,25 @@ def curve_table(r: Result) -> str:
     return "\n".join(lines)
 
 
+def catchup_result(
+    name: str, conn: Any, rows: int, t0: float, done: float,
+    streaming: tuple[float, float], figures: dict[str, float],
+) -> Result:  # fmt: skip
+    """A catch-up's figures: started at `t0`, done at `done`, records arriving from the first
+    to the last time of `streaming`."""
+    first, last = streaming
+    return Result(
+        name,
+        conn.name,
+        rows,
+        seconds=done - t0,
+        rows_per_s=rows / (done - t0),
+        rows_per_s_streaming=rows / max(last - first, 1e-6),
+        delivery=conn.delivery,
+        **figures,
+    )
+
+
 def timed_run(
     env: Env,
     name: str,
@@ -824,16 +849,7 @@ def timed_run(
     cpu = {k: round(v - cpu0[k], 2) for k, v in stack_cpu().items() if k in cpu0}
     conn.stop()
     watch.close()
-    r = Result(
-        name,
-        conn.name,
-        rows,
-        seconds=last - t0,
-        rows_per_s=rows / (last - t0),
-        rows_per_s_streaming=rows / max(last - first, 1e-6),
-        delivery=conn.delivery,
-        **figures,
-    )
+    r = catchup_result(name, conn, rows, t0, last, (first, last), figures)
     r.extra |= {"topic": conn.topic, **cpu}
     if curve is not None:
         r.extra |= {"curve": curve.points, "curve_every": curve_every}
@@ -1057,16 +1073,7 @@ def catchup_relay(
     conn.stop()
     records = watch.count()
     watch.close()
-    r = Result(
-        name,
-        conn.name,
-        rows,
-        seconds=empty - t0,
-        rows_per_s=rows / (empty - t0),
-        rows_per_s_streaming=rows / max(last - first, 1e-6),
-        delivery=conn.delivery,
-        **figures,
-    )
+    r = catchup_result(name, conn, rows, t0, empty, (first, last), figures)
     r.extra |= {
         "topic": conn.topic,
         "records": records,
