@@ -229,7 +229,7 @@ def test_on_demand_snapshot_of_a_running_service_with_status_and_stop(
     stack: Stack, database: str, tailer: Tailer
 ):
     load(stack, database, 50_000)
-    tailer.env["BINLOG_TAILER_SNAPSHOT__CHUNK_SIZE"] = "500"
+    tailer.env["BINLOG_TAILER_SNAPSHOT__CHUNK_SIZE"] = "200"
     churn = Churn(stack, database, 50_001, seed=4)
     tailer.start()
     churn.start()
@@ -243,15 +243,8 @@ def test_on_demand_snapshot_of_a_running_service_with_status_and_stop(
     assert code == 200 and read and 900 < float(read.group(1)) <= 1000, metrics
     assert "binlog_tailer_snapshot_running 0.0" in metrics
     # the whole table, stopped on the way, then asked again
-    tailer.cli("snapshot", f"{database}.items")
-
-    def running() -> bool:
-        return "running: snapshot of" in tailer.cli("snapshot", "status").stdout
-
-    wait_until(running, 60, "status to show the snapshot")
-    assert tailer.cli("snapshot", "stop").returncode == 0
-    wait_until(lambda: "snapshot stopped" in tailer.log(), 60, "the stop")
-    wait_until(lambda: not running(), 60, "status to show none")
+    stop_a_running_snapshot(tailer, f"{database}.items")
+    wait_until(lambda: not snapshot_running(tailer), 60, "status to show none")
     done_before = tailer.log().count("every table read")
     assert tailer.cli("snapshot", f"{database}.items").returncode == 0
     wait_until(lambda: tailer.log().count("every table read") > done_before, 120, "snapshot")
@@ -273,6 +266,44 @@ def test_on_demand_snapshot_of_a_running_service_with_status_and_stop(
     caught_up(stack, tailer)
     assert tailer.stop() == 0
     assert tailer.log().count("requested") == 0 and requested >= 3
+
+
+def snapshot_running(tailer: Tailer) -> bool:
+    return "running: snapshot of" in tailer.cli("snapshot", "status").stdout
+
+
+def stop_a_running_snapshot(tailer: Tailer, table: str, attempts: int = 5) -> None:
+    """Ask for a snapshot of `table`, and stop it once status shows it running. A snapshot can
+    end before a stop reaches it (50,000 rows take seconds, two commands about one): then the
+    stop finds none running, and the pair is tried again."""
+    missed = []
+    for _ in range(attempts):
+        outcome = _snapshot_then_stop(tailer, table)
+        if "snapshot stopped" in outcome:
+            return
+        assert "no snapshot is running" in outcome, outcome
+        missed.append(outcome)
+    raise AssertionError(f"no stop reached a running snapshot: {missed}")
+
+
+def _snapshot_then_stop(tailer: Tailer, table: str) -> str:
+    """The log line of the stop's outcome; returns once the snapshot stopped or ended."""
+    done_before = tailer.log().count("every table read")
+
+    def ended() -> bool:
+        return tailer.log().count("every table read") > done_before
+
+    assert tailer.cli("snapshot", table).returncode == 0
+    wait_until(lambda: snapshot_running(tailer) or ended(), 60, "status to show the snapshot")
+    stop = tailer.cli("snapshot", "stop")
+    found = re.search(r"\(signal (\w+),", stop.stdout)
+    assert stop.returncode == 0 and found, stop.stderr
+    applied = f"signal {found.group(1)}: "
+    wait_until(lambda: applied in tailer.log(), 60, "the stop to be applied")
+    outcome = next(line for line in tailer.log().splitlines() if applied in line)
+    if "snapshot stopped" not in outcome:
+        wait_until(ended, 60, "the snapshot's end")
+    return outcome
 
 
 def test_snapshot_requests_that_cannot_be_read_are_one_clear_line(
