@@ -43,7 +43,11 @@ def producer_config(s: KafkaSettings) -> dict[str, Any]:
         "enable.idempotence": True,
         "acks": "all",
         "delivery.timeout.ms": s.delivery_timeout_ms,
-        "linger.ms": 5,
+        # A record waits at most 1 ms for others to share its request (librdkafka's default
+        # is 5). Measured at 2,000 rows/s: append latency p50 4.7 -> 1.2 ms, p99 6.9 -> 4.7 ms;
+        # catch-up throughput the same (a backlog fills batches while requests are in flight).
+        # 0 costs more CPU and a worse p99 (a request per record).
+        "linger.ms": 1,
         "compression.type": "lz4",
         "client.id": "binlog-tailer",
         # Bound what waits for Kafka (librdkafka's defaults: 100,000 records, 1 GiB): every

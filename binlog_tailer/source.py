@@ -135,6 +135,7 @@ class BinlogSource:
         self.carry_signals: int | None = start.signals
         self._txn_gtid: str | None = None
         self._txn_mariadb_gtid: tuple[int, int, int] | None = None  # (domain, server, seq)
+        self._txn_mysql_gtid: tuple[str, int, str | None] | None = None  # (uuid, gno, tag)
         self._txn_ts_ms = 0  # MySQL: the commit time its GTID event carries (0: unknown)
         self.last_commit_ms = 0  # the commit time of the transaction ended last (0: unknown)
         self._in_txn = False
@@ -303,7 +304,7 @@ class BinlogSource:
         self._txn_xa = False
         self._txn_gtid = None
         self._txn_ts_ms = 0  # the commit time, from the GTID event (0: unknown)
-        self._txn_mariadb_gtid = None
+        self._txn_mariadb_gtid = self._txn_mysql_gtid = None
         self._in_txn = False
         self._txn_rows = 0  # captured rows of this transaction decoded so far
         # After a SAVEPOINT, rows are held until the commit: a ROLLBACK TO SAVEPOINT in the
@@ -653,6 +654,7 @@ class BinlogSource:
                 f"cannot read the GTID event at {self._file}:{_U32(data, 14)[0]}: {exc}"
             ) from exc
         self._txn_gtid = info.gtid
+        self._txn_mysql_gtid = (info.uuid, info.gno, info.tag)
         if info.commit_ts_us:
             self._txn_ts_ms = info.commit_ts_us // 1000
 
@@ -720,13 +722,13 @@ class BinlogSource:
             log.debug("could not read the GTID list event", exc_info=True)
 
     def _commit(self, end_pos: int) -> TxnEnd:
-        gtid, mariadb = self._txn_gtid, self._txn_mariadb_gtid
+        mariadb, mysql, state = self._txn_mariadb_gtid, self._txn_mysql_gtid, self._gtid_state
         if mariadb is not None:
-            state = self._gtid_state
             base = state if isinstance(state, MariadbGtidPos) else MariadbGtidPos()
             self._gtid_state = base.with_gtid(*mariadb)
-        elif gtid is not None:
-            self._gtid_state = _advance(self._gtid_state, gtid)
+        elif mysql is not None:
+            # a MySQL GTID set is only exact when we know where it started
+            self._gtid_state = state.with_gtid(*mysql) if isinstance(state, MysqlGtidSet) else None
         assert self._file is not None, "a commit before any rotate event"
         self._resume = BinlogPosition(
             self._file, end_pos, self._gtid_state, None, self.carry_snapshot, self.carry_signals
@@ -777,15 +779,3 @@ def _savepoint_name(sql: bytes) -> bytes:
     if name.startswith(b"`") and name.endswith(b"`"):
         name = name[1:-1].replace(b"``", b"`")
     return name.lower()  # savepoint names are not case-sensitive
-
-
-def _advance(state: GtidState | None, gtid: str) -> GtidState | None:
-    """The GTID state after the transaction `gtid` committed."""
-    if ":" not in gtid:  # MariaDB domain-server-seq
-        d, s, n = (int(x) for x in gtid.split("-"))
-        base = state if isinstance(state, MariadbGtidPos) else MariadbGtidPos()
-        return base.with_gtid(d, s, n)
-    uuid, _, gno = gtid.rpartition(":")
-    if isinstance(state, MysqlGtidSet):
-        return state.with_gtid(uuid, int(gno))
-    return None  # a MySQL GTID set is only exact when we know where it started

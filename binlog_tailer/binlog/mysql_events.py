@@ -24,6 +24,7 @@ _TS_TYPECODE = 2  # logical clock typecode in classic GTID events
 _HAS_ORIGINAL_TS = 1 << 55  # in the 7-byte immediate commit timestamp of classic GTID events
 _SERIALIZATION_VERSION = 1
 _U32 = struct.Struct("<I").unpack_from
+_U64 = struct.Struct("<Q").unpack_from
 _CHUNK = 1 << 16  # compressed bytes fed to the decompressor at a time
 
 
@@ -73,31 +74,39 @@ def _uuid(raw: bytes) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+_CLASSIC_HEAD = struct.Struct("<B16sqB").unpack_from  # flags, uuid, gno, typecode
+_SEVEN_BYTES = (1 << 56) - 1
+
+
 def _classic_gtid(body: bytes) -> GtidInfo:
     # flags(1) uuid(16) gno(8) typecode(1) last_committed(8) sequence_number(8)
     # immediate_ts(7, bit 55: original_ts(7) follows) transaction_length(length-encoded) ...
-    if len(body) < 25:
-        raise ValueError(f"GTID event body of {len(body)} bytes is truncated (needs 25)")
-    (gno,) = struct.unpack_from("<q", body, 17)
+    # (one of these per MySQL transaction: read with as few calls as the layout allows)
+    size = len(body)
+    if size < 25:
+        raise ValueError(f"GTID event body of {size} bytes is truncated (needs 25)")
+    if size < 26:
+        flags, raw, gno = struct.unpack_from("<B16sq", body)
+        typecode = None
+    else:
+        flags, raw, gno, typecode = _CLASSIC_HEAD(body)
     immediate = original = length = None
-    if len(body) >= 49 and body[25] == _TS_TYPECODE:
-        immediate = int.from_bytes(body[42:49], "little")
+    if size >= 49 and typecode == _TS_TYPECODE:
+        immediate = _U64(body, 41)[0] >> 8  # the 7 bytes from 42
         pos = 49
         if immediate & _HAS_ORIGINAL_TS:
             immediate &= ~_HAS_ORIGINAL_TS
-            original = int.from_bytes(body[49:56], "little")
+            original = _U64(body, 48)[0] >> 8 if size >= 56 else None
             pos = 56
-        if pos < len(body):
+        if pos < size:
             length = _lenenc(body, pos)[0]
+    commit = original if original is not None else immediate
     return GtidInfo(
-        uuid=_uuid(body[1:17]),
-        tag=None,
-        gno=gno,
-        commit_ts_us=original if original is not None else immediate,
-        immediate_commit_ts_us=immediate,
-        transaction_length=length,
-        may_have_sbr=bool(body[0] & _FLAG_MAY_HAVE_SBR),
+        _uuid(raw), None, gno, commit, immediate, length, bool(flags & _FLAG_MAY_HAVE_SBR)
     )
+
+
+_LENENC_SIZES = {0xFC: 2, 0xFD: 3, 0xFE: 8}
 
 
 def _lenenc(buf: bytes, pos: int) -> tuple[int, int]:
@@ -105,7 +114,7 @@ def _lenenc(buf: bytes, pos: int) -> tuple[int, int]:
     if pos >= len(buf):
         raise ValueError("truncated length-encoded integer")
     first = buf[pos]
-    size = {0xFC: 2, 0xFD: 3, 0xFE: 8}.get(first, 0)
+    size = _LENENC_SIZES.get(first, 0)
     if first == 0xFB or first == 0xFF:
         raise ValueError(f"bad length-encoded integer prefix {first:#x}")
     if pos + 1 + size > len(buf):
