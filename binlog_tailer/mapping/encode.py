@@ -25,6 +25,7 @@ import datetime as dt
 import decimal
 import json
 from collections.abc import Callable
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 import orjson
@@ -158,22 +159,33 @@ COMPACT = (",", ":")
 MYSQL_JSON_SEPARATORS = (", ", ": ")  # how MySQL's SELECT lays out a JSON column's text
 
 
-# json.dumps with arguments builds a new encoder at every call: one each, made once
-_ENCODERS = {
-    seps: json.JSONEncoder(ensure_ascii=False, separators=seps)
-    for seps in (COMPACT, MYSQL_JSON_SEPARATORS)
-}
+def _refuse(o: Any) -> Any:
+    raise TypeError(f"Object of type {o.__class__.__name__} is not JSON serializable")
+
+
+def _writer(separators: tuple[str, str]) -> Callable[[Any], str]:
+    """`json.JSONEncoder(ensure_ascii=False, separators=...).encode`, made once. `json.dumps`
+    with arguments builds an encoder at every call, and `encode` its C writer at every call
+    (1.5 of a 3.5 µs call for a small document): the C writer is made here once instead.
+    No check for circular containers: the values written come from rows."""
+    item, key = separators
+    if c_make_encoder is None:  # a Python without the C accelerator
+        return json.JSONEncoder(ensure_ascii=False, separators=separators).encode
+    write = c_make_encoder(None, _refuse, encode_basestring, None, key, item, False, False, True)
+    join = "".join
+    return lambda obj: join(write(obj, 0))
+
+
+_WRITERS = {seps: _writer(seps) for seps in (COMPACT, MYSQL_JSON_SEPARATORS)}
 _FLOAT_TYPES = frozenset({FIELD_TYPE.FLOAT, FIELD_TYPE.DOUBLE, FIELD_TYPE.JSON})
 
 
 def dumps(obj: Any, separators: tuple[str, str] = COMPACT) -> bytes:
     """UTF-8 JSON (non-ASCII kept as is), compact unless told; Decimals (in JSON values) keep
     every digit."""
-    encoder = _ENCODERS.get(separators)
-    if encoder is None:
-        encoder = json.JSONEncoder(ensure_ascii=False, separators=separators)
+    write = _WRITERS.get(separators) or _writer(separators)
     try:
-        return encoder.encode(obj).encode("utf-8")
+        return write(obj).encode("utf-8")
     except TypeError:
         if not _has_decimal(obj):
             raise

@@ -1,5 +1,6 @@
 import datetime as dt
 import decimal
+import json
 import tracemalloc
 
 import pytest
@@ -8,6 +9,8 @@ from hypothesis import strategies as st
 from pymysqlreplication.constants import FIELD_TYPE
 
 from binlog_tailer.mapping.encode import (
+    COMPACT,
+    MYSQL_JSON_SEPARATORS,
     RowEncoder,
     converter_for,
     dumps,
@@ -96,6 +99,29 @@ _NO_FLOAT_VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=16,
 )
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()  # NaN and the infinities too: written as the standard library does
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=16,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_JSON_VALUES, st.sampled_from([COMPACT, MYSQL_JSON_SEPARATORS, (",", ": ")]))
+def test_dumps_writes_what_the_standard_library_writes(value, separators):
+    expected = json.dumps(value, ensure_ascii=False, separators=separators).encode()
+    assert dumps(value, separators) == expected
+
+
+def test_dumps_refuses_what_is_not_json():
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        dumps({"k": object()})
 
 
 @settings(max_examples=500, deadline=None)
