@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from binlog_tailer import __version__
 from binlog_tailer.checkpoint import CheckpointStore
 from binlog_tailer.errors import BinlogTailerError, ConfigError
+from binlog_tailer.heap import freeze_startup_objects
 from binlog_tailer.logs import ConsoleHandler, setup_logging
 from binlog_tailer.position import BinlogPosition, parse_position, parse_time
 from binlog_tailer.settings import Settings, load_settings
@@ -454,6 +455,7 @@ def _relay(settings: Settings) -> int:
         ", ".join(settings.outbox.tables),
     )
     with _relay_endpoints(settings, relay):
+        freeze_startup_objects()
         relay.run()
     relay.publisher.flush(10)
     log.info(
@@ -499,6 +501,7 @@ def _stream(settings: Settings, start: str | None, console: ConsoleHandler, heal
     )
     try:
         with _watched(settings, health, pipeline, source, position, console):
+            freeze_startup_objects()
             pipeline.run()
     finally:
         source.close()
