@@ -1246,7 +1246,7 @@ def latency(
         r = Result(
             name,
             conn.name,
-            total,
+            writer.rows,  # the rows measured: the probe's wait is the connector's start
             seconds=seconds,
             rows_per_s=writer.rows / seconds,
             p50_ms=p50,
