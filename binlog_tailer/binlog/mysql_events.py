@@ -74,8 +74,7 @@ def _uuid(raw: bytes) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-_CLASSIC_HEAD = struct.Struct("<B16sqB").unpack_from  # flags, uuid, gno, typecode
-_SEVEN_BYTES = (1 << 56) - 1
+_CLASSIC_HEAD = struct.Struct("<B16sq").unpack_from  # flags, uuid, gno
 
 
 def _classic_gtid(body: bytes) -> GtidInfo:
@@ -85,13 +84,9 @@ def _classic_gtid(body: bytes) -> GtidInfo:
     size = len(body)
     if size < 25:
         raise ValueError(f"GTID event body of {size} bytes is truncated (needs 25)")
-    if size < 26:
-        flags, raw, gno = struct.unpack_from("<B16sq", body)
-        typecode = None
-    else:
-        flags, raw, gno, typecode = _CLASSIC_HEAD(body)
+    flags, raw, gno = _CLASSIC_HEAD(body)
     immediate = original = length = None
-    if size >= 49 and typecode == _TS_TYPECODE:
+    if size >= 49 and body[25] == _TS_TYPECODE:
         immediate = _U64(body, 41)[0] >> 8  # the 7 bytes from 42
         pos = 49
         if immediate & _HAS_ORIGINAL_TS:
